@@ -1,0 +1,115 @@
+"""The settings of one training run, where they come from, and how they are checked.
+
+Precedence, lowest first: TrainConfig defaults < the strategy's defaults < ``--config FILE.toml``
+< options given on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from ganzoo.errors import GanzooError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    strategy: str
+    policy: str = "binary"
+    aggregation: str = "mean"
+    n_gens: int = 1
+    shared_z: bool = True
+    spectral_norm: bool = False
+    loss: str = "bce"
+    n_dis: int = 1
+    arch: str = ""  # empty: the dataset's default architecture
+    z_dim: int = 100
+    dataset: str = "mnist"
+    data_root: str = ""  # empty: $GANZOO_DATA or ~/.cache/ganzoo
+    limit_data: int = 0  # 0: all images
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: int = 1
+    steps: int = 0  # 0: run whole epochs; >0: stop after this many generator steps
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 20
+    sample_count: int = 64  # fixed-z samples per generator in samples/epoch-NNNN.png
+    options: dict[str, Any] = field(default_factory=dict)  # free-form settings for third-party parts
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELD_TYPES: dict[str, type] = {
+    name: hint for name, hint in get_type_hints(TrainConfig).items()
+}
+
+
+def _check_type(key: str, value: Any) -> Any:
+    want = FIELD_TYPES[key]
+    origin = getattr(want, "__origin__", want)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise GanzooError(f"config key {key!r} must be a table, got {type(value).__name__}")
+        return dict(value)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is int and isinstance(value, bool) or not isinstance(value, want):
+        raise GanzooError(f"config key {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
+    """Merge layers of settings (later wins) over the defaults, checking names and types."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in FIELD_TYPES or key == "strategy":
+                close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise GanzooError(f"unknown setting {key!r}{hint}")
+            merged[key] = _check_type(key, value)
+    config = TrainConfig(strategy=strategy, **merged)
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    positive = ("n_gens", "n_dis", "z_dim", "batch_size", "epochs", "log_every", "sample_count")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise GanzooError(f"{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    for name in ("steps", "limit_data"):
+        if getattr(config, name) < 0:
+            raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
+    if not config.lr > 0:
+        raise GanzooError(f"lr must be positive, got {config.lr}")
+    for name in ("beta1", "beta2"):
+        if not 0 <= getattr(config, name) < 1:
+            raise GanzooError(f"{name} must be in [0, 1), got {getattr(config, name)}")
+    if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise GanzooError(f"device must be auto, cpu or cuda, got {config.device!r}")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML file of settings: top-level keys, or a [train] table (as in a run's config.toml)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GanzooError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GanzooError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise GanzooError(f"cannot read config file {path}: {exc.strerror}") from None
+    if "train" in data and isinstance(data["train"], dict):
+        data = data["train"]
+    data.pop("strategy", None)
+    return data

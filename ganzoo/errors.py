@@ -1,0 +1,38 @@
+"""Errors ganzoo raises. The CLI turns every GanzooError into one line and exit code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GanzooError(Exception):
+    """Base of every error a user can cause: bad input, missing data, broken files."""
+
+
+class UnknownNameError(GanzooError):
+    """A name that no plugin registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(known) if known else "none registered"
+        super().__init__(f"unknown {kind} {name!r}{hint} (known: {listing})")
+        self.kind, self.name, self.suggestions = kind, name, close
+
+
+class DuplicateNameError(GanzooError):
+    """Two plugins registered the same name for the same kind of part."""
+
+
+class PluginMissingError(GanzooError):
+    """A checkpoint or config needs a part whose plugin is not installed."""
+
+
+class CheckpointError(GanzooError):
+    """A checkpoint file that cannot be read: truncated, corrupt, foreign or pickled."""
+
+
+class DataError(GanzooError):
+    """A dataset that cannot be found, verified or read."""

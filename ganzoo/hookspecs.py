@@ -1,0 +1,162 @@
+"""Every hook ganzoo calls. Plugins implement them with ``from ganzoo import hookimpl``.
+
+Registration hooks get a ``register`` callback and are called once per CLI invocation (or per
+``ganzoo.host.load_host()`` call), each plugin separately so that one broken plugin is reported by
+name and the others still load. Observer hooks are called by the trainer with keyword arguments,
+trainer first, and return nothing.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ganzoo")
+
+
+# -- registration -------------------------------------------------------------------------------
+
+
+@hookspec
+def ganzoo_register_strategies(register):
+    """Register training strategies (``ganzoo.parts.Strategy``).
+
+    :param register: call ``register(strategy)`` once per strategy.
+    :return: nothing.
+
+    Called when the host loads plugins. A name registered twice is an error naming both plugins.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_register_input_policies(register):
+    """Register discriminator-input policies (``ganzoo.parts.NamedFactory`` building an InputPolicy).
+
+    :param register: call ``register(NamedFactory(name, summary, build))``; ``build(config)``
+        returns a callable ``policy(discriminator, real, fakes) -> PolicyOutput``.
+    :return: nothing.
+
+    Called when the host loads plugins.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_register_aggregations(register):
+    """Register loss-aggregation strategies (``ganzoo.parts.NamedFactory`` building an Aggregation).
+
+    :param register: call ``register(NamedFactory(name, summary, build))``; ``build(config)``
+        returns a callable ``aggregation(policy_output) -> Objective``.
+    :return: nothing.
+
+    Called when the host loads plugins.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_register_architectures(register):
+    """Register generator/discriminator architectures (``ganzoo.parts.Architecture``).
+
+    :param register: call ``register(architecture)``.
+    :return: nothing.
+
+    Called when the host loads plugins.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_register_datasets(register):
+    """Register datasets (``ganzoo.parts.Dataset``).
+
+    :param register: call ``register(dataset)``.
+    :return: nothing.
+
+    Called when the host loads plugins.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_register_commands(register):
+    """Add CLI commands.
+
+    :param register: call ``register(command, group="train")`` with a ``click.Command``;
+        ``group`` is ``"train"`` (a ``ganzoo train <name>`` subcommand; see
+        ``ganzoo.train_command.strategy_command``) or ``"root"`` (a top-level ``ganzoo <name>``).
+    :return: nothing.
+
+    Called once when the host loads plugins (once per CLI invocation). A name registered twice in
+    one group is an error naming both plugins.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+# -- observers: called by the trainer, return nothing ---------------------------------------------
+
+
+@hookspec
+def ganzoo_on_train_start(trainer):
+    """Training is about to take its first step (also after a resume).
+
+    :param trainer: the ``ganzoo.trainer.Trainer``; ``trainer.config``, ``trainer.step``,
+        ``trainer.epoch``, ``trainer.run_dir`` and ``trainer.total_steps`` are set.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_on_step_end(trainer, step):
+    """One generator step (with its ``n_dis`` discriminator steps) is done.
+
+    :param trainer: the ``ganzoo.trainer.Trainer``.
+    :param step: generator steps done so far (1 after the first).
+
+    Called every step: keep it cheap, and never read device tensors here (that forces a host
+    sync); ``trainer.latest`` holds the last logged metrics as plain floats, updated every
+    ``log_every`` steps.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_on_epoch_end(trainer, epoch, metrics):
+    """An epoch is done and its metrics are written to metrics.jsonl.
+
+    :param trainer: the ``ganzoo.trainer.Trainer``.
+    :param epoch: epochs done so far (1 after the first).
+    :param metrics: the epoch's record as written (plain JSON-able values).
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_on_checkpoint_saved(trainer, path):
+    """A checkpoint was written and renamed into place.
+
+    :param trainer: the ``ganzoo.trainer.Trainer``.
+    :param path: the ``pathlib.Path`` of the checkpoint.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_on_train_end(trainer, metrics):
+    """Training finished (its budget is spent) and the final checkpoint is saved.
+
+    :param trainer: the ``ganzoo.trainer.Trainer``.
+    :param metrics: the last epoch's record.
+
+    .. versionadded:: 0.1.0
+    """

@@ -1,0 +1,132 @@
+"""The parts plugins register: strategies, input policies, aggregations, architectures, datasets.
+
+Each is a small frozen dataclass or protocol. Plugins build them; the trainer calls them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
+    from ganzoo.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class PolicyOutput:
+    """What an input policy returns for one batch of B tuples (real, fake_1, ..., fake_N).
+
+    d_losses: (B,) D's loss per tuple (to be minimised by D).
+    g_losses: (N, B) generator i's loss per tuple, differentiable through every fake in the tuple.
+    g_losses_own: (N, B) the same values, but loss i is differentiable only through G_i's own
+        sample (the other samples' scores held fixed). Aggregations that give each generator its
+        own loss use this one.
+    picks: (B,) long, which input D takes for the real one: 0 = the real sample, i = G_i's sample.
+    correct: (B,) float in [0, 1], D's accuracy on each tuple (how accuracy is defined is the
+        policy's: e.g. "picked the real one" or "fraction of inputs classified right").
+    chance: D's accuracy when guessing.
+    """
+
+    d_losses: Tensor
+    g_losses: Tensor
+    g_losses_own: Tensor
+    picks: Tensor
+    correct: Tensor
+    chance: float
+
+
+class InputPolicy(Protocol):
+    """Presents the real batch and the N fake batches to D, and scores the result.
+
+    Called with D, a real batch (B, C, H, W) and a list of N fake batches of the same shape; runs
+    D once on the concatenated batch and returns a PolicyOutput.
+    """
+
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor]) -> PolicyOutput: ...
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What an aggregation returns.
+
+    generators: scalar, minimised with respect to every generator's parameters.
+    d_weights: (B,) weights on D's per-tuple losses, or None for all ones.
+    """
+
+    generators: Tensor
+    d_weights: Tensor | None = None
+
+
+class Aggregation(Protocol):
+    """Turns the per-generator losses of a PolicyOutput into the generators' objective."""
+
+    def __call__(self, out: PolicyOutput) -> Objective: ...
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named training recipe: which policy and aggregation, and the settings it defaults to.
+
+    defaults: TrainConfig fields this strategy sets unless the user overrides them
+        (e.g. {"policy": "tuple", "aggregation": "mean", "n_gens": 2}).
+    sources: where each default comes from, shown in docs and `ganzoo list`.
+    """
+
+    name: str
+    summary: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    sources: str = ""
+
+
+@dataclass(frozen=True)
+class NamedFactory:
+    """An input policy or aggregation: a name and a function of the run's config that builds it."""
+
+    name: str
+    summary: str
+    build: Callable[[TrainConfig], Any]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A generator/discriminator pair for one image size.
+
+    generator(z_dim, channels) -> nn.Module mapping (B, z_dim) to (B, channels, size, size) in [-1, 1].
+    discriminator(channels) -> nn.Module mapping (B, channels, size, size) to (B,) logits.
+    """
+
+    name: str
+    summary: str
+    image_size: int
+    generator: Callable[[int, int], nn.Module]
+    discriminator: Callable[[int], nn.Module]
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A whole split as one uint8 tensor (N, C, H, W), its labels if known, and where it came from."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named image dataset.
+
+    load(argument, root, split) -> ImageData. `argument` is what follows "name:" in a dataset
+    spec such as "idx:/data/digits" (None when there is none); root is the data root folder;
+    split is "train" or "test".
+    """
+
+    name: str
+    summary: str
+    load: Callable[[str | None, Path, str], ImageData]
+    default_arch: str = "dcgan28"
+    takes_argument: bool = False

@@ -1,0 +1,48 @@
+"""Sampling from a saved run: rebuild the generators from the checkpoint's manifest through the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ganzoo.checkpoint import load_module, read_checkpoint
+from ganzoo.errors import GanzooError
+from ganzoo.files import write_atomic
+from ganzoo.host import Host
+from ganzoo.images import grid, png_bytes
+from ganzoo.models import build_generators
+from ganzoo.trainer import require_parts, resolve_device, sample_blocks
+
+
+def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[torch.nn.ModuleList, dict]:
+    tensors, manifest = read_checkpoint(checkpoint)
+    require_parts(host, manifest, ("architecture",))
+    config = manifest["config"]
+    arch = host.registry.get("architecture", manifest["architecture"])
+    channels = manifest["image_shape"][0]
+    generators = build_generators(arch, config["n_gens"], config["z_dim"], channels, config["seed"])
+    for i, g in enumerate(generators):
+        load_module(f"generator.{i}", g, tensors)
+    return generators.to(resolve_device(device)), manifest
+
+
+def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: int | None = None,
+                columns: int = 8, seed: int = 0, device: str = "cpu") -> Path:
+    generators, manifest = load_generators(host, run_dir, device)
+    n = len(generators)
+    if generator is not None and generator > n:
+        raise GanzooError(f"--generator {generator}: this run has {n} generator{'s' if n > 1 else ''}")
+    z_dim = manifest["config"]["z_dim"]
+    device_ = next(generators.parameters()).device
+    rng = torch.Generator(device_).manual_seed(seed)
+    columns_of_z = 1 if manifest["config"]["shared_z"] else n
+    z = torch.randn(count, columns_of_z, z_dim, generator=rng, device=device_).expand(-1, n, -1)
+    blocks = sample_blocks(generators, z)
+    if generator is not None:
+        blocks = [blocks[generator - 1]]
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        raise GanzooError(f"output folder {out.parent} does not exist")
+    write_atomic(out, png_bytes(grid(blocks, columns=columns)))
+    return out

@@ -1,0 +1,140 @@
+"""``ganzoo train <strategy>``: the options every strategy shares, and running a training from them.
+
+A strategy plugin adds its subcommand with ``register(strategy_command(STRATEGY, OPTIONS), group="train")``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ganzoo import __version__
+from ganzoo.config import make_config, read_config_file
+from ganzoo.errors import GanzooError
+from ganzoo.parts import Strategy
+
+COMMON_OPTIONS = [
+    click.option("--dataset", default=None, help="mnist, fashion-mnist, cifar10, idx:PATH, or a plugin's. [default: mnist]"),
+    click.option("--data-root", default=None, help="Folder with torchvision-layout datasets. [default: $GANZOO_DATA or ~/.cache/ganzoo]"),
+    click.option("--epochs", type=int, default=None, help="Epochs in total (a resumed run continues up to this). [default: 1]"),
+    click.option("--steps", type=int, default=None, help="Stop after this many generator steps in total; overrides --epochs."),
+    click.option("--batch-size", type=int, default=None, help="Real images per batch. [default: 64]"),
+    click.option("--lr", type=float, default=None, help="Adam learning rate of G and D. [default: the strategy's]"),
+    click.option("--beta1", type=float, default=None, help="Adam beta1. [default: the strategy's]"),
+    click.option("--beta2", type=float, default=None, help="Adam beta2. [default: the strategy's]"),
+    click.option("--n-dis", type=int, default=None, help="Discriminator steps per generator step. [default: the strategy's]"),
+    click.option("--z-dim", type=int, default=None, help="Dimension of z. [default: 100]"),
+    click.option("--arch", default=None, help="dcgan28, cnn32, or a plugin's. [default: the dataset's]"),
+    click.option("--seed", type=int, default=None, help="Seed of weights, data order and z. [default: 0]"),
+    click.option("--device", default=None, help="auto, cpu or cuda. [default: auto]"),
+    click.option("--limit-data", type=int, default=None, help="Train on the first K images only."),
+    click.option("--log-every", type=int, default=None, help="Read metrics every K steps. [default: 20]"),
+    click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory. [default: runs/<strategy>-<timestamp>]"),
+    click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="TOML file of settings; options given here win."),
+    click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this directory."),
+    click.option("--quiet", is_flag=True, help="No progress bar and no summary."),
+    click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON on stdout, nothing else."),
+]
+
+NOT_SETTINGS = {"out", "config_file", "resume", "quiet", "as_json"}
+RESUME_MAY_CHANGE = {"epochs", "steps", "device", "log_every"}
+
+
+def strategy_command(strategy: Strategy, options: Sequence[Callable] = ()) -> click.Command:
+    """A ``ganzoo train <strategy.name>`` command with the common options plus the strategy's own."""
+
+    def callback(**values: Any) -> None:
+        ctx = click.get_current_context()
+        run_training(ctx, strategy, values)
+
+    command = click.Command(
+        strategy.name,
+        callback=callback,
+        help=f"{strategy.summary}.\n\nDefaults: {strategy.sources}." if strategy.sources else f"{strategy.summary}.",
+        short_help=strategy.summary,
+        context_settings={"help_option_names": ["-h", "--help"], "show_default": False},
+    )
+    for option in [*COMMON_OPTIONS, *options]:  # on a Command, click.option appends: keep this order
+        command = option(command)
+    return command
+
+
+def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any]) -> dict[str, Any]:
+    from ganzoo import rundir
+    from ganzoo.checkpoint import read_checkpoint
+    from ganzoo.cli import get_host, warn_broken
+    from ganzoo.trainer import Trainer, config_from_checkpoint, require_parts
+
+    host = get_host(ctx)
+    warn_broken(host)
+    given = {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}
+    if values["resume"] is not None:
+        run_dir = Path(values["resume"])
+        if values["out"] is not None and Path(values["out"]) != run_dir:
+            raise GanzooError("--resume continues the run in place; drop --out")
+        if values["config_file"] is not None:
+            raise GanzooError("--config cannot be used with --resume: the run's settings are in its checkpoint")
+        changed = sorted(set(given) - RESUME_MAY_CHANGE)
+        if changed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise GanzooError(f"cannot change {flags} when resuming; only --epochs, --steps, --device and --log-every")
+        rundir.check(run_dir, resume=True)
+        _, manifest = read_checkpoint(run_dir / rundir.CHECKPOINT)
+        if manifest["strategy"] != strategy.name:
+            raise GanzooError(f"{run_dir} is a {manifest['strategy']} run; resume it with: ganzoo train {manifest['strategy']} --resume {run_dir}")
+        require_parts(host, manifest, tuple(manifest["parts"]))
+        if "epochs" in given and "steps" not in given:
+            given["steps"] = 0  # --epochs on resume means whole epochs, even if the run began with --steps
+        config = config_from_checkpoint(manifest, **given)
+    else:
+        file_settings = read_config_file(values["config_file"]) if values["config_file"] else {}
+        config = make_config(strategy.name, strategy.defaults, file_settings, given)
+        run_dir = rundir.check(values["out"] or rundir.default_run_dir(strategy.name), resume=False)
+
+    trainer = Trainer(config, host, run_dir, resume=values["resume"] is not None)
+    rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
+    rundir.write_config(run_dir, config.to_dict(), {
+        "ganzoo_version": __version__,
+        "strategy": strategy.name,
+        "architecture": trainer.arch_name,
+        "data_source": trainer.data_source,
+        "device": str(trainer.device),
+        "python": platform.python_version(),
+        "torch": __import__("torch").__version__,
+        "command": " ".join(sys.argv),
+    })
+
+    quiet, as_json = values["quiet"], values["as_json"]
+    observer = None
+    if not quiet and not as_json:
+        from ganzoo.progress import ProgressObserver
+
+        observer = ProgressObserver(trainer)
+        host.pm.register(observer, name="ganzoo-progress")
+        observer.console.print(f"[bold]{strategy.name}[/] data: {trainer.data_source}")
+    try:
+        record = trainer.run()
+    except KeyboardInterrupt:
+        hint = f"ganzoo train {strategy.name} --resume {run_dir}"
+        click.echo(f"interrupted at step {trainer.step}; the last checkpoint is in {run_dir}; continue with: {hint}", err=True)
+        ctx.exit(130)
+    finally:
+        if observer is not None:
+            observer.close()
+            host.pm.unregister(observer)
+    record = {**record, "run_dir": str(run_dir)}
+    if as_json:
+        click.echo(json.dumps(record))
+    elif not quiet:
+        from rich.console import Console
+
+        from ganzoo.progress import summary_table
+
+        Console().print(summary_table(record, trainer))
+    return record

@@ -1,0 +1,308 @@
+"""The core training loop. It knows nothing of PSG or SNGAN: it calls the chosen input policy and
+aggregation, and the observer hooks.
+
+One generator step, top to bottom (``Trainer.train_step``):
+    for each of n_dis discriminator steps:
+        draw a real batch and z; run the N generators
+        out = policy(D, real, fakes)                 # D runs once on the (N+1) x B batch
+        D minimises mean(d_weights * out.d_losses)   # d_weights from the aggregation, or ones
+    out = policy(D, real, fakes)                     # the updated D on the last batch, gradients into G
+    every G minimises aggregation(out).generators
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganzoo import __version__
+from ganzoo.checkpoint import (
+    load_module,
+    load_optimizer,
+    module_tensors,
+    optimizer_tensors,
+    read_checkpoint,
+    save_checkpoint,
+)
+from ganzoo.config import TrainConfig, make_config
+from ganzoo.data import Batches, default_root, load_data
+from ganzoo.errors import CheckpointError, DataError, GanzooError, PluginMissingError
+from ganzoo.host import Host
+from ganzoo.images import grid, png_bytes
+from ganzoo.models import build_discriminator, build_generators
+from ganzoo import rundir
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GanzooError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def parts_plugins(host: Host, config: TrainConfig, arch: str) -> dict[str, dict[str, str]]:
+    """Which plugin registered each part this run uses, for the checkpoint manifest."""
+    used = {
+        "strategy": config.strategy,
+        "input policy": config.policy,
+        "aggregation": config.aggregation,
+        "architecture": arch,
+        "dataset": config.dataset.partition(":")[0],
+    }
+    return {kind: {"name": name, "plugin": host.registry.entry(kind, name).plugin} for kind, name in used.items()}
+
+
+def require_parts(host: Host, manifest: dict[str, Any], kinds: tuple[str, ...]) -> None:
+    """Raise PluginMissingError naming the plugin a checkpoint needs when its part is not registered."""
+    for kind in kinds:
+        part = manifest["parts"][kind]
+        if part["name"] not in host.registry.names(kind):
+            raise PluginMissingError(
+                f"this checkpoint needs the {kind} {part['name']!r} from plugin {part['plugin']!r}, which is not installed"
+            )
+
+
+class Trainer:
+    """Builds a run from a TrainConfig (or resumes one) and trains it."""
+
+    def __init__(self, config: TrainConfig, host: Host, run_dir: Path, *, resume: bool = False):
+        self.config, self.host, self.run_dir = config, host, Path(run_dir)
+        registry = host.registry
+        registry.get("strategy", config.strategy)
+        dataset = registry.get("dataset", config.dataset.partition(":")[0])
+        self.arch_name = config.arch or dataset.default_arch
+        arch = registry.get("architecture", self.arch_name)
+        self.policy = registry.get("input policy", config.policy).build(config)
+        self.aggregation = registry.get("aggregation", config.aggregation).build(config)
+        self.device = resolve_device(config.device)
+
+        data = load_data(registry, config.dataset, Path(config.data_root) if config.data_root else default_root())
+        images = data.images[: config.limit_data] if config.limit_data else data.images
+        if tuple(images.shape[2:]) != (arch.image_size, arch.image_size):
+            raise DataError(
+                f"architecture {self.arch_name!r} makes {arch.image_size}x{arch.image_size} images, "
+                f"but {config.dataset!r} has {images.shape[2]}x{images.shape[3]}; choose another --arch"
+            )
+        self.data_source = data.source
+        self.image_shape = tuple(images.shape[1:])
+        self.batches = Batches(images.to(self.device), config.batch_size, config.seed)
+        self.steps_per_epoch = max(1, self.batches.per_epoch // config.n_dis)
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+
+        channels = self.image_shape[0]
+        self.generators = build_generators(arch, config.n_gens, config.z_dim, channels, config.seed).to(self.device)
+        self.discriminator = build_discriminator(arch, channels, config.spectral_norm, config.seed).to(self.device)
+        betas = (config.beta1, config.beta2)
+        self.g_optimizers = [torch.optim.Adam(g.parameters(), lr=config.lr, betas=betas) for g in self.generators]
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+        self.g_params = [p for g in self.generators for p in g.parameters()]
+
+        torch.manual_seed(config.seed)
+        self.z_rng = torch.Generator(self.device).manual_seed(config.seed)
+        # Fixed z for the sample grids; with shared z every generator gets the same column of z.
+        z_columns = 1 if config.shared_z else config.n_gens
+        z = torch.randn(config.sample_count, z_columns, config.z_dim, generator=self.z_rng, device=self.device)
+        self.sample_z = z.expand(-1, config.n_gens, -1).contiguous()
+        self.step = 0
+        self.epoch = 0
+        self.latest: dict[str, Any] = {}
+        self._reset_metrics()
+        if resume:
+            self._restore()
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def _fakes(self, batch: int) -> list[Tensor]:
+        n, z_dim = self.config.n_gens, self.config.z_dim
+        shape = (batch, z_dim) if self.config.shared_z else (n, batch, z_dim)
+        z = torch.randn(shape, generator=self.z_rng, device=self.device)
+        return [g(z if self.config.shared_z else z[i]) for i, g in enumerate(self.generators)]
+
+    def train_step(self) -> None:
+        config = self.config
+        for k in range(config.n_dis):
+            real = self.batches.batch(self.step * config.n_dis + k)
+            last = k == config.n_dis - 1
+            with torch.set_grad_enabled(last):
+                fakes = self._fakes(real.shape[0])
+            out = self.policy(self.discriminator, real, [f.detach() for f in fakes])
+            weights = self.aggregation(out).d_weights
+            d_loss = out.d_losses.mean() if weights is None else (weights * out.d_losses).mean()
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_optimizer.step()
+
+        out_g = self.policy(self.discriminator, real, fakes)
+        objective = self.aggregation(out_g).generators
+        for optimizer in self.g_optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        objective.backward(inputs=self.g_params)
+        for optimizer in self.g_optimizers:
+            optimizer.step()
+
+        # Stays on the device: read at logging points only.
+        self._sums += torch.cat([
+            torch.stack([d_loss.detach(), out.correct.mean()]),
+            out_g.g_losses.detach().mean(1),
+        ])
+        self._count += 1
+        self._chance = out.chance
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Train until the step budget is spent; return the last epoch's record."""
+        hook = self.host.hook
+        rundir.create(self.run_dir)
+        hook.ganzoo_on_train_start(trainer=self)
+        record = self.latest_record()
+        self.generators.train()
+        self.discriminator.train()
+        self._t0 = time.perf_counter()
+        while self.step < self.total_steps:
+            self.train_step()
+            self.step += 1
+            if self.step % self.config.log_every == 0:
+                self.latest = self._read_metrics()
+            hook.ganzoo_on_step_end(trainer=self, step=self.step)
+            if self.step % self.steps_per_epoch == 0:
+                record = self._end_epoch(partial=False)
+        if self._count > self._done_before:  # a --steps budget that ended inside an epoch
+            record = self._end_epoch(partial=True)
+        hook.ganzoo_on_train_end(trainer=self, metrics=record)
+        return record
+
+    def _reset_metrics(self) -> None:
+        self._sums = torch.zeros(2 + self.config.n_gens, device=self.device)
+        self._count = 0
+        self._chance = 0.0
+        self._t0 = time.perf_counter()
+        self._done_before = 0  # steps of this epoch done before a resume
+
+    def _read_metrics(self) -> dict[str, Any]:
+        values = (self._sums / max(self._count, 1)).tolist()
+        d_loss, accuracy, g_losses = values[0], values[1], values[2:]
+        g_mean = sum(g_losses) / len(g_losses)
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_losses,
+            "g_loss_mean": g_mean,
+            "loss_gap": abs(d_loss - g_mean),
+            "d_accuracy": accuracy,
+            "chance": self._chance,
+        }
+
+    def latest_record(self) -> dict[str, Any]:
+        records = rundir.read_metrics(self.run_dir)
+        return records[-1] if records else {}
+
+    def _end_epoch(self, *, partial: bool) -> dict[str, Any]:
+        seconds = time.perf_counter() - self._t0
+        steps_here = self._count - self._done_before
+        if not partial:
+            self.epoch += 1
+        record = {
+            "epoch": self.epoch if not partial else self.epoch + 1,
+            "step": self.step,
+            "partial": partial,
+            **self._read_metrics(),
+            "images_per_s": steps_here * self.config.n_dis * self.config.batch_size / max(seconds, 1e-9),
+            "seconds": seconds,
+        }
+        self.latest = record
+        rundir.append_metrics(self.run_dir, record)
+        self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
+        if not partial:
+            self._reset_metrics()
+        path = self.save()
+        self.host.hook.ganzoo_on_checkpoint_saved(trainer=self, path=path)
+        if not partial:
+            self.host.hook.ganzoo_on_epoch_end(trainer=self, epoch=self.epoch, metrics=record)
+        return record
+
+    # -- samples --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def write_samples(self, path: Path) -> None:
+        from ganzoo.files import write_atomic
+
+        blocks = sample_blocks(self.generators, self.sample_z)
+        self.generators.train()
+        write_atomic(path, png_bytes(grid(blocks)))
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        groups = {"discriminator": optimizer_tensors("optimizer.discriminator", self.d_optimizer)[1]}
+        for i, optimizer in enumerate(self.g_optimizers):
+            groups[f"generator.{i}"] = optimizer_tensors(f"optimizer.generator.{i}", optimizer)[1]
+        return {
+            "ganzoo_version": __version__,
+            "strategy": self.config.strategy,
+            "config": self.config.to_dict(),
+            "architecture": self.arch_name,
+            "image_shape": list(self.image_shape),
+            "data_source": self.data_source,
+            "parts": parts_plugins(self.host, self.config, self.arch_name),
+            "step": self.step,
+            "epoch": self.epoch,
+            "metric_count": self._count,
+            "chance": self._chance,
+            "optimizer_groups": groups,
+        }
+
+    def tensors(self) -> dict[str, Tensor]:
+        tensors = module_tensors("discriminator", self.discriminator)
+        tensors.update(optimizer_tensors("optimizer.discriminator", self.d_optimizer)[0])
+        for i, (g, optimizer) in enumerate(zip(self.generators, self.g_optimizers)):
+            tensors.update(module_tensors(f"generator.{i}", g))
+            tensors.update(optimizer_tensors(f"optimizer.generator.{i}", optimizer)[0])
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.z"] = self.z_rng.get_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+        tensors["sample_z"] = self.sample_z
+        tensors["metrics.sums"] = self._sums
+        return tensors
+
+    def save(self) -> Path:
+        path = self.run_dir / rundir.CHECKPOINT
+        save_checkpoint(path, self.tensors(), self.manifest())
+        return path
+
+    def _restore(self) -> None:
+        tensors, manifest = read_checkpoint(self.run_dir / rundir.CHECKPOINT)
+        if manifest["strategy"] != self.config.strategy:
+            raise CheckpointError(f"{self.run_dir} is a {manifest['strategy']} run, not {self.config.strategy}")
+        load_module("discriminator", self.discriminator, tensors)
+        load_optimizer("optimizer.discriminator", self.d_optimizer, tensors, manifest["optimizer_groups"]["discriminator"])
+        for i, (g, optimizer) in enumerate(zip(self.generators, self.g_optimizers)):
+            load_module(f"generator.{i}", g, tensors)
+            load_optimizer(f"optimizer.generator.{i}", optimizer, tensors, manifest["optimizer_groups"][f"generator.{i}"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.z_rng.set_state(tensors["rng.z"].to(torch.uint8))
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(tensors["rng.cuda"]))
+        self.sample_z = tensors["sample_z"].to(self.device)
+        self.step, self.epoch = manifest["step"], manifest["epoch"]
+        self._sums = tensors["metrics.sums"].to(self.device)
+        self._count = self._done_before = manifest["metric_count"]
+        self._chance = manifest["chance"]
+
+
+@torch.no_grad()
+def sample_blocks(generators: torch.nn.ModuleList, z: Tensor) -> list[Tensor]:
+    """Images from each generator for z of shape (n, N, z_dim) (generator i gets z[:, i]); eval mode."""
+    generators.eval()
+    return [g(z[:, i]) for i, g in enumerate(generators)]
+
+
+def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainConfig:
+    settings = {k: v for k, v in manifest["config"].items() if k != "strategy"}
+    settings.update(overrides)
+    return make_config(manifest["strategy"], settings)

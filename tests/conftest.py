@@ -1,0 +1,34 @@
+"""Shared fixtures: the real plugin host and small real-MNIST runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ganzoo.config import make_config
+from ganzoo.host import load_host
+from ganzoo.trainer import Trainer
+
+
+@pytest.fixture(scope="session")
+def host():
+    return load_host()
+
+
+@pytest.fixture
+def small_run(host, tmp_path):
+    """Train a strategy a few steps on a slice of real MNIST and return the Trainer."""
+
+    def run(strategy: str = "psg", *, out: Path | None = None, **settings):
+        defaults = host.registry.get("strategy", strategy).defaults
+        base = {"limit_data": 256, "batch_size": 32, "steps": 4, "device": "cpu", "log_every": 2, "sample_count": 8}
+        config = make_config(strategy, defaults, base, settings)
+        run_dir = out or tmp_path / f"{strategy}-run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
+        trainer = Trainer(config, host, run_dir)
+        trainer.run()
+        return trainer
+
+    return run

@@ -1,0 +1,211 @@
+"""The CLI end to end on slices of real MNIST: train, sample, resume, list, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from ganzoo import __version__
+from ganzoo.checkpoint import read_checkpoint, save_checkpoint
+from ganzoo.cli import cli
+
+SMALL = ["--limit-data", "256", "--batch-size", "32", "--device", "cpu"]
+VENV_BIN = Path(sys.executable).parent
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def train(run_dir: Path, strategy: str, *extra: str, steps: int = 3):
+    result = invoke("train", strategy, *SMALL, "--steps", str(steps), "--out", str(run_dir), "--json", *extra)
+    assert result.exit_code == 0, result.output + str(result.exception)
+    return json.loads(result.stdout)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+@pytest.mark.parametrize("strategy, extra, n_gens", [
+    ("psg", ["--n-gens", "2"], 2),
+    ("psg", ["--n-gens", "3", "--aggregation", "algorithm1", "--no-shared-z"], 3),
+    ("sngan", ["--loss", "bce"], 1),
+])
+def test_train_writes_a_complete_run_directory(tmp_path, strategy, extra, n_gens):
+    run_dir = tmp_path / "run"
+    record = train(run_dir, strategy, *extra, steps=10)  # 256 // 32 = 8 steps an epoch: 1 epoch + 2 steps
+    assert record["step"] == 10 and record["partial"] is True and record["run_dir"] == str(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.safetensors", "config.toml", "metrics.jsonl", "samples"]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
+
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["step"], r["partial"]) for r in lines] == [(1, 8, False), (2, 10, True)]
+    for r in lines:
+        assert len(r["g_loss"]) == n_gens
+        assert r["loss_gap"] == pytest.approx(abs(r["d_loss"] - r["g_loss_mean"]))
+        assert r["images_per_s"] > 0 and r["seconds"] > 0
+        assert r["chance"] == pytest.approx(1 / (n_gens + 1) if strategy == "psg" else 0.5)
+
+    config = tomllib.loads((run_dir / "config.toml").read_text())
+    assert config["train"]["strategy"] == strategy and config["train"]["n_gens"] == n_gens
+    assert config["train"]["batch_size"] == 32 and config["train"]["lr"] == 2e-4
+    assert config["meta"]["ganzoo_version"] == __version__
+    assert "MD5 verified" in config["meta"]["data_source"]
+
+    tensors, manifest = read_checkpoint(run_dir / "checkpoint.safetensors")
+    assert manifest["strategy"] == strategy and manifest["format"] == 1
+    assert manifest["architecture"] == "dcgan28" and manifest["image_shape"] == [1, 28, 28]
+    assert manifest["step"] == 10 and manifest["epoch"] == 1
+    assert manifest["parts"]["strategy"]["plugin"] == strategy
+    assert sum(k.startswith("generator.") and k.endswith("net.0.weight") for k in tensors) == n_gens
+    if strategy == "sngan":
+        assert any("parametrizations.weight.original" in k for k in tensors)
+
+    # an epoch grid: one block of 64 fixed-z samples (8 rows of 8) per generator
+    block = 8 * 30 + 2
+    assert png_size(run_dir / "samples" / "epoch-0001.png") == (242, n_gens * block + (n_gens - 1) * 6)
+
+
+def test_sample_grid_sizes_and_generator_choice(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, "psg", "--n-gens", "2")
+    out = tmp_path / "grid.png"
+    result = invoke("sample", str(run_dir), "--n", "16", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert png_size(out) == (242, 2 * (2 * 30 + 2) + 6)
+    one = tmp_path / "one.png"
+    assert invoke("sample", str(run_dir), "--n", "5", "--generator", "2", "--columns", "5", "--out", str(one)).exit_code == 0
+    assert png_size(one) == (5 * 30 + 2, 32)
+    with Image.open(one) as image:
+        pixels = torch.from_numpy(np.asarray(image).astype("float32"))
+    assert pixels.std() > 1  # generated images, not a blank canvas
+    bad = invoke("sample", str(run_dir), "--generator", "3", "--out", str(one))
+    assert bad.exit_code == 2 and "this run has 2 generators" in bad.stderr
+
+
+def test_resume_continues_and_refuses_changes(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, "psg", steps=4)
+    result = invoke("train", "psg", "--resume", str(run_dir), "--steps", "6", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 6
+    assert read_checkpoint(run_dir)[1]["step"] == 6
+    changed = invoke("train", "psg", "--resume", str(run_dir), "--n-gens", "3")
+    assert changed.exit_code == 2 and "cannot change --n-gens when resuming" in changed.stderr
+    other = invoke("train", "sngan", "--resume", str(run_dir))
+    assert other.exit_code == 2 and "ganzoo train psg --resume" in other.stderr
+    again = invoke("train", "psg", *SMALL, "--steps", "1", "--out", str(run_dir))
+    assert again.exit_code == 2 and "already holds a run" in again.stderr
+
+
+def test_config_file_and_command_line_precedence(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('n_gens = 3\naggregation = "independent"\nbatch_size = 16\n')
+    run_dir = tmp_path / "run"
+    train(run_dir, "psg", "--config", str(config), "--n-gens", "2", steps=1)
+    saved = tomllib.loads((run_dir / "config.toml").read_text())["train"]
+    assert (saved["n_gens"], saved["aggregation"], saved["batch_size"]) == (2, "independent", 32)
+
+
+def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    pickled = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(1)}, pickled)
+    foreign = tmp_path / "needs-plugin.safetensors"
+    save_checkpoint(foreign, {"w": torch.zeros(1)}, {
+        "architecture": "resnet9000", "parts": {"architecture": {"name": "resnet9000", "plugin": "ganzoo-bigmodels"}},
+        "config": {}, "image_shape": [1, 28, 28],
+    })
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("n_gens = 2\nwidth = 3\n")
+    train_small = ["train", "psg", *SMALL, "--steps", "1"]
+    return [
+        (["train", "psg", "--n-gens", "0"], "n-gens must be at least 1, got 0"),
+        (["train", "psg", "--n-gens", "-2"], "n-gens must be at least 1"),
+        (["train", "psg", "--batch-size", "0"], "batch-size must be at least 1"),
+        (["train", "psg", "--lr", "0"], "lr must be positive"),
+        (["train", "psg", "--aggregation", "avg"], "unknown aggregation 'avg'"),
+        (["train", "psg", "--dataset", "minst"], "did you mean 'mnist'"),
+        (["train", "psg", "--arch", "dcgan"], "did you mean 'dcgan28'"),
+        (["train", "pgs"], "did you mean psg"),
+        ([*train_small, "--out", str(a_file)], "is a file"),
+        ([*train_small, "--config", str(bad_toml)], "unknown setting 'width'"),
+        (["train", "psg", "--resume", str(tmp_path / "nothing")], "nothing to resume"),
+        (["sample", str(pickled)], "never unpickles"),
+        (["sample", str(a_file)], "not a safetensors file"),
+        (["sample", str(foreign)], "needs the architecture 'resnet9000' from plugin 'ganzoo-bigmodels'"),
+        (["sample", str(tmp_path / "missing")], "checkpoint not found"),
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
+    for args, message in _not_a_run(tmp_path):
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.output
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_debug_shows_the_exception():
+    result = invoke("--debug", "train", "psg", "--n-gens", "0")
+    assert result.exit_code != 2 and type(result.exception).__name__ == "GanzooError"
+
+
+def test_version_and_help():
+    assert invoke("--version").stdout.strip() == f"ganzoo, version {__version__}"
+    for args in (["-h"], ["--help"], ["train", "-h"], ["train", "psg", "--help"], ["sample", "-h"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and "Usage:" in result.stdout
+    psg_help = invoke("train", "psg", "--help").stdout
+    for option in ("--n-gens", "--aggregation", "--shared-z / --no-shared-z", "--spectral-norm", "--epochs", "--steps", "--resume", "--config"):
+        assert option in psg_help
+    assert "--loss [hinge|bce]" in invoke("train", "sngan", "--help").stdout
+
+
+def test_real_subprocesses_train_and_sample(tmp_path):
+    """The installed console script and python -m ganzoo, as a user runs them."""
+    env = {**os.environ, "COLUMNS": "120"}
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "ganzoo", "train", "psg", "--n-gens", "2", *SMALL, "--steps", "2", "--out", str(run_dir)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "run directory" in done.stdout and str(run_dir) in done.stdout  # the summary table
+    sampled = subprocess.run(
+        [str(VENV_BIN / "ganzoo"), "sample", str(run_dir), "--n", "8", "--out", str(tmp_path / "s.png")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert sampled.returncode == 0, sampled.stderr
+    assert png_size(tmp_path / "s.png") == (242, 2 * 32 + 6)
+    failed = subprocess.run([str(VENV_BIN / "ganzoo"), "train", "psg", "--n-gens", "0"], capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 2 and failed.stderr.strip() == "error: n-gens must be at least 1, got 0"
+
+
+def test_resume_with_epochs_after_a_steps_run(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, "sngan", steps=3)  # 8 steps an epoch
+    result = invoke("train", "sngan", "--resume", str(run_dir), "--epochs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert (record["epoch"], record["step"], record["partial"]) == (2, 16, False)
+
+
+def test_help_lists_common_options_first():
+    text = invoke("train", "psg", "--help").stdout
+    assert text.index("--dataset") < text.index("--epochs") < text.index("--json") < text.index("--n-gens")

