@@ -19,7 +19,7 @@ from ganzoo.files import write_atomic
 
 FORMAT_VERSION = 1
 MANIFEST_KEY = "ganzoo"
-PICKLE_MAGICS = (b"PK\x03\x04", b"\x80")  # torch.save zip archives, legacy pickles
+PICKLE_MAGICS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")  # torch.save zips, pickles
 
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
@@ -41,7 +41,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
-    if raw.startswith(PICKLE_MAGICS):
+    if not _safetensors_shaped(raw) and raw.startswith(PICKLE_MAGICS):
         raise CheckpointError(f"{path} looks like a pickled PyTorch file; ganzoo reads only safetensors checkpoints and never unpickles")
     manifest = _manifest(raw, path)
     try:
@@ -49,6 +49,11 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     except Exception as exc:
         raise CheckpointError(f"{path} is not a valid safetensors file: {exc}") from None
     return tensors, manifest
+
+
+def _safetensors_shaped(raw: bytes) -> bool:
+    """An 8-byte header length that fits the file, then a JSON object."""
+    return len(raw) > 8 and int.from_bytes(raw[:8], "little") <= len(raw) - 8 and raw[8:9] == b"{"
 
 
 def _manifest(raw: bytes, path: Path) -> dict[str, Any]:

@@ -27,6 +27,12 @@ class UsageFailure(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+class InternalFailure(UsageFailure):
+    """An unexpected exception shown as one line, exit code 1."""
+
+    exit_code = 1
+
+
 def get_host(ctx: click.Context) -> Host:
     """The host of this invocation: ``ctx.obj`` when a caller passed one (tests), else loaded once."""
     root = ctx.find_root()
@@ -70,6 +76,12 @@ class PluginGroup(click.Group):
             if ctx.find_root().meta.get("ganzoo.debug"):
                 raise
             raise UsageFailure(str(exc)) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug: still one line, the traceback on request
+            if ctx.find_root().meta.get("ganzoo.debug"):
+                raise
+            raise InternalFailure(f"{type(exc).__name__}: {exc} (a bug in ganzoo or a plugin; rerun with --debug for the traceback)") from None
 
 
 class RootGroup(PluginGroup):

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ganzoo.checkpoint import load_module, read_checkpoint
-from ganzoo.errors import GanzooError
+from ganzoo.errors import CheckpointError, GanzooError
 from ganzoo.files import write_atomic
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
@@ -17,11 +17,14 @@ from ganzoo.trainer import require_parts, resolve_device, sample_blocks
 
 def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[torch.nn.ModuleList, dict]:
     tensors, manifest = read_checkpoint(checkpoint)
-    require_parts(host, manifest, ("architecture",))
-    config = manifest["config"]
-    arch = host.registry.get("architecture", manifest["architecture"])
-    channels = manifest["image_shape"][0]
-    generators = build_generators(arch, config["n_gens"], config["z_dim"], channels, config["seed"])
+    try:
+        require_parts(host, manifest, ("architecture",))
+        config = manifest["config"]
+        arch = host.registry.get("architecture", manifest["architecture"])
+        n_gens, z_dim, channels = int(config["n_gens"]), int(config["z_dim"]), int(manifest["image_shape"][0])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"{checkpoint}: the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
+    generators = build_generators(arch, n_gens, z_dim, channels, 0)
     for i, g in enumerate(generators):
         load_module(f"generator.{i}", g, tensors)
     return generators.to(resolve_device(device)), manifest
@@ -36,7 +39,7 @@ def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: 
     z_dim = manifest["config"]["z_dim"]
     device_ = next(generators.parameters()).device
     rng = torch.Generator(device_).manual_seed(seed)
-    columns_of_z = 1 if manifest["config"]["shared_z"] else n
+    columns_of_z = 1 if manifest["config"].get("shared_z", True) else n
     z = torch.randn(count, columns_of_z, z_dim, generator=rng, device=device_).expand(-1, n, -1)
     blocks = sample_blocks(generators, z)
     if generator is not None:

@@ -145,9 +145,10 @@ class Trainer:
         for optimizer in self.g_optimizers:
             optimizer.step()
 
-        # Stays on the device: read at logging points only.
+        # Stays on the device: read at logging points only. D's loss is logged unweighted, so that
+        # runs with different aggregations report the same quantity.
         self._sums += torch.cat([
-            torch.stack([d_loss.detach(), out.correct.mean()]),
+            torch.stack([out.d_losses.detach().mean(), out.correct.mean()]),
             out_g.g_losses.detach().mean(1),
         ])
         self._count += 1

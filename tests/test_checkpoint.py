@@ -86,3 +86,12 @@ def test_pickle_is_refused_without_loading(tmp_path):
     import os
 
     assert not os.path.exists("/tmp/ganzoo-pickle-was-executed")
+
+
+@pytest.mark.parametrize("padding", range(0, 300, 7))
+def test_header_lengths_that_start_like_a_pickle_still_read(tmp_path, padding):
+    """A header of 128 + 256k bytes starts with 0x80, the pickle opcode: it must still be read."""
+    path = tmp_path / "c.safetensors"
+    manifest = {"strategy": "psg", "pad": "x" * padding}
+    save_checkpoint(path, {"w": torch.zeros(1)}, manifest)
+    assert read_checkpoint(path)[1]["pad"] == manifest["pad"]

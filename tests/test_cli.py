@@ -129,6 +129,8 @@ def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
         "architecture": "resnet9000", "parts": {"architecture": {"name": "resnet9000", "plugin": "ganzoo-bigmodels"}},
         "config": {}, "image_shape": [1, 28, 28],
     })
+    incomplete = tmp_path / "incomplete.safetensors"
+    save_checkpoint(incomplete, {"w": torch.zeros(1)}, {"strategy": "psg"})
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("n_gens = 2\nwidth = 3\n")
     train_small = ["train", "psg", *SMALL, "--steps", "1"]
@@ -148,6 +150,7 @@ def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["sample", str(a_file)], "not a safetensors file"),
         (["sample", str(foreign)], "needs the architecture 'resnet9000' from plugin 'ganzoo-bigmodels'"),
         (["sample", str(tmp_path / "missing")], "checkpoint not found"),
+        (["sample", str(incomplete)], "the checkpoint's manifest is incomplete"),
     ]
 
 

@@ -190,3 +190,15 @@ def test_resuming_a_run_whose_plugin_is_gone_names_the_plugin(tmp_path):
     resumed = CliRunner().invoke(cli, ["train", "psg", "--resume", str(run_dir), "--steps", "2"])
     assert resumed.exit_code == 2
     assert "needs the aggregation 'max' from plugin 'MaxPlugin', which is not installed" in resumed.stderr
+
+
+def test_importing_ganzoo_loads_no_plugins_and_no_console():
+    import subprocess
+
+    code = (
+        "import sys, ganzoo, ganzoo.cli, ganzoo.trainer, ganzoo.host;"
+        "loaded = sorted(m for m in sys.modules if m.startswith('ganzoo_') or m == 'rich.console');"
+        "print(loaded)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
