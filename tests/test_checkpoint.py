@@ -95,3 +95,21 @@ def test_header_lengths_that_start_like_a_pickle_still_read(tmp_path, padding):
     manifest = {"strategy": "psg", "pad": "x" * padding}
     save_checkpoint(path, {"w": torch.zeros(1)}, manifest)
     assert read_checkpoint(path)[1]["pad"] == manifest["pad"]
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from ganzoo.files import write_atomic
+
+    path = tmp_path / "out.png"
+    old = os.umask(0o022)
+    try:
+        write_atomic(path, b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    path.chmod(0o600)
+    write_atomic(path, b"y")  # an existing file keeps its mode
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_bytes() == b"y"
