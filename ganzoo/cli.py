@@ -200,8 +200,13 @@ def sample(ctx: click.Context, run_dir: Path, count: int, out: Path | None, gene
 
 
 def main() -> None:
+    # Not click's standalone mode: it turns Ctrl-C into "Aborted!" with exit code 1.
     try:
-        cli.main(prog_name="ganzoo")
-    except KeyboardInterrupt:
+        code = cli.main(prog_name="ganzoo", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +61,10 @@ def _check_type(key: str, value: Any) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise GanzooError(f"config key {key!r} must be a table, got {type(value).__name__}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise GanzooError(f"config key {key!r} may hold only strings, numbers, booleans, lists and tables") from None
         return dict(value)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -71,6 +77,8 @@ def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
     """Merge layers of settings (later wins) over the defaults, checking names and types."""
     merged: dict[str, Any] = {}
     for layer in layers:
+        if "epochs" in layer and "steps" not in layer:
+            merged["steps"] = 0  # a later --epochs replaces an earlier --steps budget
         for key, value in layer.items():
             if key not in FIELD_TYPES or key == "strategy":
                 close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
@@ -90,8 +98,10 @@ def validate(config: TrainConfig) -> None:
     for name in ("steps", "limit_data"):
         if getattr(config, name) < 0:
             raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
-    if not config.lr > 0:
-        raise GanzooError(f"lr must be positive, got {config.lr}")
+    if not (config.lr > 0 and math.isfinite(config.lr)):
+        raise GanzooError(f"lr must be a positive number, got {config.lr}")
+    if not 0 <= config.seed < 2**32:
+        raise GanzooError(f"seed must be in [0, 2**32), got {config.seed}")
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise GanzooError(f"{name} must be in [0, 1), got {getattr(config, name)}")

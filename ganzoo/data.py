@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ def read_idx(path: Path) -> torch.Tensor:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"cannot read IDX file {path}: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
@@ -53,6 +54,8 @@ def read_idx(path: Path) -> torch.Tensor:
     itemsize = torch.empty((), dtype=dtype).element_size()
     if len(raw) != header + count * itemsize:
         raise DataError(f"{path} is truncated or padded: expected {count} items of shape {shape}")
+    if count == 0:
+        raise DataError(f"{path} holds no items (shape {shape})")
     data = torch.frombuffer(bytearray(raw[header:]), dtype=dtype)
     if itemsize > 1:  # IDX is big-endian
         data = data.view(torch.uint8).view(-1, itemsize).flip(1).contiguous().view(dtype).view(-1)

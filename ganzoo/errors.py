@@ -26,6 +26,10 @@ class DuplicateNameError(GanzooError):
     """Two plugins registered the same name for the same kind of part."""
 
 
+class PluginError(GanzooError):
+    """A plugin raised while the trainer called one of its observer hooks."""
+
+
 class PluginMissingError(GanzooError):
     """A checkpoint or config needs a part whose plugin is not installed."""
 

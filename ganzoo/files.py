@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ganzoo.errors import GanzooError
+
 
 def _mode_for(path: Path) -> int:
     """Keep an existing file's mode; a new file gets the usual 0o666 less the umask (mkstemp's is 0o600)."""
@@ -18,7 +20,21 @@ def _mode_for(path: Path) -> int:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write data to path so that readers see the old file or the new one, never a mix.
+
+    Refuses a target that exists but is not a regular file (a folder, a device, a symlink), and
+    reports any OS failure (missing folder, no permission, full disk) as a GanzooError.
+    """
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise GanzooError(f"cannot write {path}: it exists and is not a regular file")
+    try:
+        _write(path, data)
+    except OSError as exc:
+        raise GanzooError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _mode_for(path))

@@ -153,8 +153,9 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> H
         )
         if ep.name in host.plugins:
             other = host.plugins[ep.name]
-            host.plugins[f"{ep.name} ({info.distribution})"] = replace(
-                info, error=f"entry point name {ep.name!r} is also used by distribution {other.distribution!r}"
+            name = f"{ep.name} ({info.distribution or 'unknown distribution'})"
+            host.plugins[name] = replace(
+                info, name=name, error=f"entry point name {ep.name!r} is already taken by distribution {other.distribution!r}"
             )
             continue
         try:

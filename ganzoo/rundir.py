@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,13 @@ SAMPLES = "samples"
 
 
 def default_run_dir(strategy: str) -> Path:
-    return Path("runs") / f"{strategy}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    """runs/<strategy>-<timestamp>, with a -2, -3, ... suffix when that folder is taken."""
+    base = Path("runs") / f"{strategy}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
 
 
 def check(run_dir: Path, *, resume: bool) -> Path:
@@ -33,6 +41,8 @@ def check(run_dir: Path, *, resume: bool) -> Path:
         raise GanzooError(f"nothing to resume: no {CHECKPOINT} in {run_dir}")
     if not resume and has_run:
         raise GanzooError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    if not resume and run_dir.is_dir() and any(run_dir.iterdir()):
+        raise GanzooError(f"{run_dir} is not empty (files of a run that saved no checkpoint?); remove it or choose another --out")
     return run_dir
 
 
@@ -53,15 +63,65 @@ def write_config(run_dir: Path, settings: dict[str, Any], meta: dict[str, Any]) 
     write_atomic(run_dir / CONFIG, tomli_w.dumps(document).encode())
 
 
+def json_safe(value: Any) -> Any:
+    """value with NaN and infinities replaced by None, so that it is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    append_line(run_dir / METRICS, json.dumps(record))
+    append_line(run_dir / METRICS, json.dumps(json_safe(record), allow_nan=False))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl; a torn line (a crash mid-append) is skipped."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def trim_metrics(run_dir: Path, max_step: int) -> None:
+    """Keep only the well-formed records up to max_step (what the checkpoint has seen)."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return
+    kept = [r for r in read_metrics(run_dir) if isinstance(r.get("step"), int) and r["step"] <= max_step]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    if text != path.read_text(encoding="utf-8", errors="replace"):
+        write_atomic(path, text.encode())
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    """The [meta] table of run_dir's config.toml, or {} when there is none (or it is unreadable)."""
+    try:
+        return tomllib.loads((Path(run_dir) / CONFIG).read_text(encoding="utf-8")).get("meta", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The step of run_dir's checkpoint, or None when it has none that reads."""
+    from ganzoo.checkpoint import read_checkpoint
+    from ganzoo.errors import CheckpointError
+
+    try:
+        return int(read_checkpoint(Path(run_dir) / CHECKPOINT)[1]["step"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
 
 
 def sample_path(run_dir: Path, epoch: int) -> Path:

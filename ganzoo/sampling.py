@@ -16,6 +16,7 @@ from ganzoo.trainer import require_parts, resolve_device, sample_blocks
 
 
 def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[torch.nn.ModuleList, dict]:
+    target = resolve_device(device)
     tensors, manifest = read_checkpoint(checkpoint)
     try:
         require_parts(host, manifest, ("architecture",))
@@ -27,7 +28,7 @@ def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[
     generators = build_generators(arch, n_gens, z_dim, channels, 0)
     for i, g in enumerate(generators):
         load_module(f"generator.{i}", g, tensors)
-    return generators.to(resolve_device(device)), manifest
+    return generators.to(target), manifest
 
 
 def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: int | None = None,
@@ -45,7 +46,7 @@ def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: 
     if generator is not None:
         blocks = [blocks[generator - 1]]
     out = Path(out)
-    if out.parent and not out.parent.exists():
+    if not out.parent.is_dir():
         raise GanzooError(f"output folder {out.parent} does not exist")
     write_atomic(out, png_bytes(grid(blocks, columns=columns)))
     return out

@@ -86,19 +86,24 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
             raise GanzooError(f"cannot change {flags} when resuming; only --epochs, --steps, --device and --log-every")
         rundir.check(run_dir, resume=True)
         _, manifest = read_checkpoint(run_dir / rundir.CHECKPOINT)
-        if manifest["strategy"] != strategy.name:
-            raise GanzooError(f"{run_dir} is a {manifest['strategy']} run; resume it with: ganzoo train {manifest['strategy']} --resume {run_dir}")
-        require_parts(host, manifest, tuple(manifest["parts"]))
-        if "epochs" in given and "steps" not in given:
-            given["steps"] = 0  # --epochs on resume means whole epochs, even if the run began with --steps
+        if manifest.get("strategy") != strategy.name:
+            raise GanzooError(f"{run_dir} is a {manifest.get('strategy')} run; resume it with: ganzoo train {manifest.get('strategy')} --resume {run_dir}")
         config = config_from_checkpoint(manifest, **given)
+        require_parts(host, manifest, ("strategy", "input policy", "aggregation", "architecture", "dataset"))
     else:
         file_settings = read_config_file(values["config_file"]) if values["config_file"] else {}
         config = make_config(strategy.name, strategy.defaults, file_settings, given)
         run_dir = rundir.check(values["out"] or rundir.default_run_dir(strategy.name), resume=False)
 
     trainer = Trainer(config, host, run_dir, resume=values["resume"] is not None)
+    if trainer.step >= trainer.total_steps:
+        raise GanzooError(
+            f"{run_dir} is already at step {trainer.step} (epoch {trainer.epoch}); "
+            f"give a larger --steps or --epochs to train on"
+        )
     rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
+    command = " ".join(sys.argv)
+    first_command = rundir.read_meta(run_dir).get("command", command)
     rundir.write_config(run_dir, config.to_dict(), {
         "ganzoo_version": __version__,
         "strategy": strategy.name,
@@ -107,7 +112,8 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         "device": str(trainer.device),
         "python": platform.python_version(),
         "torch": __import__("torch").__version__,
-        "command": " ".join(sys.argv),
+        "command": first_command,
+        "resumed_with": command if values["resume"] is not None else None,
     })
 
     quiet, as_json = values["quiet"], values["as_json"]
@@ -121,8 +127,12 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
     try:
         record = trainer.run()
     except KeyboardInterrupt:
-        hint = f"ganzoo train {strategy.name} --resume {run_dir}"
-        click.echo(f"interrupted at step {trainer.step}; the last checkpoint is in {run_dir}; continue with: {hint}", err=True)
+        saved = rundir.checkpoint_step(run_dir)
+        if saved is None:
+            where = "no checkpoint was saved yet (the first comes at the end of epoch 1), so there is nothing to resume"
+        else:
+            where = f"the last checkpoint (step {saved}) is in {run_dir}; continue with: ganzoo train {strategy.name} --resume {run_dir}"
+        click.echo(f"interrupted at step {trainer.step}; {where}", err=True)
         ctx.exit(130)
     finally:
         if observer is not None:
@@ -130,7 +140,7 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
             host.pm.unregister(observer)
     record = {**record, "run_dir": str(run_dir)}
     if as_json:
-        click.echo(json.dumps(record))
+        click.echo(json.dumps(rundir.json_safe(record), allow_nan=False))
     elif not quiet:
         from rich.console import Console
 

@@ -30,7 +30,7 @@ from ganzoo.checkpoint import (
 )
 from ganzoo.config import TrainConfig, make_config
 from ganzoo.data import Batches, default_root, load_data
-from ganzoo.errors import CheckpointError, DataError, GanzooError, PluginMissingError
+from ganzoo.errors import CheckpointError, DataError, GanzooError, PluginError, PluginMissingError
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
 from ganzoo.models import build_discriminator, build_generators
@@ -38,6 +38,8 @@ from ganzoo import rundir
 
 
 def resolve_device(name: str) -> torch.device:
+    if name != "auto" and name != "cpu" and not (name == "cuda" or name.startswith("cuda:") and name[5:].isdigit()):
+        raise GanzooError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -60,8 +62,12 @@ def parts_plugins(host: Host, config: TrainConfig, arch: str) -> dict[str, dict[
 def require_parts(host: Host, manifest: dict[str, Any], kinds: tuple[str, ...]) -> None:
     """Raise PluginMissingError naming the plugin a checkpoint needs when its part is not registered."""
     for kind in kinds:
-        part = manifest["parts"][kind]
-        if part["name"] not in host.registry.names(kind):
+        try:
+            part = manifest["parts"][kind]
+            known = part["name"] in host.registry.names(kind)
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
+        if not known:
             raise PluginMissingError(
                 f"this checkpoint needs the {kind} {part['name']!r} from plugin {part['plugin']!r}, which is not installed"
             )
@@ -158,9 +164,8 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train until the step budget is spent; return the last epoch's record."""
-        hook = self.host.hook
         rundir.create(self.run_dir)
-        hook.ganzoo_on_train_start(trainer=self)
+        self.notify("ganzoo_on_train_start", trainer=self)
         record = self.latest_record()
         self.generators.train()
         self.discriminator.train()
@@ -170,13 +175,22 @@ class Trainer:
             self.step += 1
             if self.step % self.config.log_every == 0:
                 self.latest = self._read_metrics()
-            hook.ganzoo_on_step_end(trainer=self, step=self.step)
+            self.notify("ganzoo_on_step_end", trainer=self, step=self.step)
             if self.step % self.steps_per_epoch == 0:
                 record = self._end_epoch(partial=False)
         if self._count > self._done_before:  # a --steps budget that ended inside an epoch
             record = self._end_epoch(partial=True)
-        hook.ganzoo_on_train_end(trainer=self, metrics=record)
+        self.notify("ganzoo_on_train_end", trainer=self, metrics=record)
         return record
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin, in pluggy's order; a plugin that raises is named."""
+        for impl in reversed(getattr(self.host.hook, hook_name).get_hookimpls()):
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception as exc:
+                plugin = self.host.pm.get_name(impl.plugin)
+                raise PluginError(f"plugin {plugin!r} raised in {hook_name} at step {self.step}: {type(exc).__name__}: {exc}") from exc
 
     def _reset_metrics(self) -> None:
         self._sums = torch.zeros(2 + self.config.n_gens, device=self.device)
@@ -221,9 +235,9 @@ class Trainer:
         if not partial:
             self._reset_metrics()
         path = self.save()
-        self.host.hook.ganzoo_on_checkpoint_saved(trainer=self, path=path)
+        self.notify("ganzoo_on_checkpoint_saved", trainer=self, path=path)
         if not partial:
-            self.host.hook.ganzoo_on_epoch_end(trainer=self, epoch=self.epoch, metrics=record)
+            self.notify("ganzoo_on_epoch_end", trainer=self, epoch=self.epoch, metrics=record)
         return record
 
     # -- samples --------------------------------------------------------------------------------
@@ -278,22 +292,35 @@ class Trainer:
 
     def _restore(self) -> None:
         tensors, manifest = read_checkpoint(self.run_dir / rundir.CHECKPOINT)
-        if manifest["strategy"] != self.config.strategy:
-            raise CheckpointError(f"{self.run_dir} is a {manifest['strategy']} run, not {self.config.strategy}")
+        if manifest.get("strategy") != self.config.strategy:
+            raise CheckpointError(f"{self.run_dir} is a {manifest.get('strategy')} run, not {self.config.strategy}")
+        try:
+            self._load_state(tensors, manifest)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"{self.run_dir}: the checkpoint is incomplete ({type(exc).__name__}: {exc})") from None
+        # Records written after this checkpoint (a crash between the two) would be counted twice.
+        rundir.trim_metrics(self.run_dir, self.step)
+
+    def _load_state(self, tensors: dict[str, Tensor], manifest: dict[str, Any]) -> None:
         load_module("discriminator", self.discriminator, tensors)
         load_optimizer("optimizer.discriminator", self.d_optimizer, tensors, manifest["optimizer_groups"]["discriminator"])
         for i, (g, optimizer) in enumerate(zip(self.generators, self.g_optimizers)):
             load_module(f"generator.{i}", g, tensors)
             load_optimizer(f"optimizer.generator.{i}", optimizer, tensors, manifest["optimizer_groups"][f"generator.{i}"])
         torch.set_rng_state(tensors["rng.torch"])
-        self.z_rng.set_state(tensors["rng.z"].to(torch.uint8))
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(list(tensors["rng.cuda"]))
+        self.step, self.epoch = int(manifest["step"]), int(manifest["epoch"])
+        try:
+            self.z_rng.set_state(tensors["rng.z"].to(torch.uint8))
+        except RuntimeError:
+            # Saved on another kind of device (CPU and CUDA generator states differ): the z stream
+            # cannot continue exactly, so it restarts from (seed, step).
+            self.z_rng.manual_seed(self.config.seed * 1_000_003 + self.step)
         self.sample_z = tensors["sample_z"].to(self.device)
-        self.step, self.epoch = manifest["step"], manifest["epoch"]
         self._sums = tensors["metrics.sums"].to(self.device)
-        self._count = self._done_before = manifest["metric_count"]
-        self._chance = manifest["chance"]
+        self._count = self._done_before = int(manifest["metric_count"])
+        self._chance = float(manifest["chance"])
 
 
 @torch.no_grad()
@@ -304,6 +331,9 @@ def sample_blocks(generators: torch.nn.ModuleList, z: Tensor) -> list[Tensor]:
 
 
 def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainConfig:
-    settings = {k: v for k, v in manifest["config"].items() if k != "strategy"}
-    settings.update(overrides)
-    return make_config(manifest["strategy"], settings)
+    try:
+        settings = {k: v for k, v in manifest["config"].items() if k != "strategy"}
+        strategy = manifest["strategy"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
+    return make_config(strategy, settings, overrides)

