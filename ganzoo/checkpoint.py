@@ -22,12 +22,16 @@ MANIFEST_KEY = "ganzoo"
 PICKLE_MAGICS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")  # torch.save zips, pickles
 
 
-def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
-    """Write tensors and manifest to path atomically (temp file, fsync, rename)."""
+def encode_checkpoint(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> bytes:
+    """The bytes of a checkpoint file: safetensors with the manifest as JSON in its metadata."""
     flat = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
     manifest = {**manifest, "format": FORMAT_VERSION}
-    data = save_bytes(flat, metadata={MANIFEST_KEY: json.dumps(manifest, sort_keys=True)})
-    write_atomic(path, data)
+    return save_bytes(flat, metadata={MANIFEST_KEY: json.dumps(manifest, sort_keys=True)})
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
+    """Write tensors and manifest to path atomically (temp file, fsync, rename)."""
+    write_atomic(path, encode_checkpoint(tensors, manifest))
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -82,6 +86,11 @@ def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tens
 
 def load_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     """Load module's state from tensors under prefix; shape or key mismatches are CheckpointErrors."""
+    module.load_state_dict(module_fits(prefix, module, tensors))
+
+
+def module_fits(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """module's state taken from tensors under prefix; CheckpointError when keys or shapes differ."""
     start = prefix + "."
     state = {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
     expected = module.state_dict()
@@ -95,7 +104,7 @@ def load_module(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.T
             else f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, the model needs {tuple(expected[wrong[0]].shape)}"
         )
         raise CheckpointError(f"checkpoint tensors do not fit the architecture ({prefix}: {detail})")
-    module.load_state_dict(state)
+    return state
 
 
 def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:

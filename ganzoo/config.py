@@ -44,6 +44,10 @@ class TrainConfig:
     device: str = "auto"
     log_every: int = 20
     sample_count: int = 64  # fixed-z samples per generator in samples/epoch-NNNN.png
+    checkpoint_every: int = 0  # 0: at epoch ends only; K: also every K generator steps
+    keep_last: int = 1  # >1: also keep the M newest checkpoints as checkpoints/step-NNNNNNNN.safetensors
+    on_nan: str = "stop"  # a non-finite loss or weight: "stop", or "rollback" to the last checkpoint
+    deterministic: bool = False  # torch.use_deterministic_algorithms(True) for bit-exact repeats
     options: dict[str, Any] = field(default_factory=dict)  # free-form settings for third-party parts
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,11 +95,18 @@ def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
 
 
 def validate(config: TrainConfig) -> None:
-    positive = ("n_gens", "n_dis", "z_dim", "batch_size", "epochs", "log_every", "sample_count")
+    positive = ("n_gens", "n_dis", "z_dim", "batch_size", "epochs", "log_every", "sample_count", "keep_last")
     for name in positive:
         if getattr(config, name) < 1:
             raise GanzooError(f"{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    for name in ("steps", "limit_data"):
+    if config.on_nan not in ("stop", "rollback"):
+        raise GanzooError(f"on-nan must be stop or rollback, got {config.on_nan!r}")
+    # Far above any sane run, low enough that a typo cannot ask for terabytes.
+    ceilings = {"n_gens": 256, "n_dis": 1000, "z_dim": 1 << 16, "batch_size": 1 << 20, "sample_count": 4096, "keep_last": 10_000}
+    for name, ceiling in ceilings.items():
+        if getattr(config, name) > ceiling:
+            raise GanzooError(f"{name.replace('_', '-')} must be at most {ceiling}, got {getattr(config, name)}")
+    for name in ("steps", "limit_data", "checkpoint_every"):
         if getattr(config, name) < 0:
             raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
     if not (config.lr > 0 and math.isfinite(config.lr)):

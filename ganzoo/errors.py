@@ -26,6 +26,18 @@ class DuplicateNameError(GanzooError):
     """Two plugins registered the same name for the same kind of part."""
 
 
+class NonFiniteError(GanzooError):
+    """A loss or a weight became NaN or infinite."""
+
+
+class StopRequested(GanzooError):
+    """SIGINT or SIGTERM asked the run to stop; the trainer saved a checkpoint first."""
+
+    def __init__(self, signal_number: int, step: int):
+        super().__init__(f"stopped by signal {signal_number} at step {step}")
+        self.signal_number, self.step = signal_number, step
+
+
 class PluginError(GanzooError):
     """A plugin raised while the trainer called one of its observer hooks."""
 

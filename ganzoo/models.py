@@ -30,3 +30,27 @@ def build_discriminator(arch: Architecture, channels: int, spectral: bool, seed:
     torch.manual_seed(seed * 7919)
     discriminator = arch.discriminator(channels)
     return add_spectral_norm(discriminator) if spectral else discriminator
+
+
+def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: int, z_dim: int, channels: int,
+               spectral: bool | None = None) -> None:
+    """Raise CheckpointError unless a checkpoint's tensors fit the models its manifest describes.
+
+    The models are built on the meta device (no memory, no compute) first, so that a manifest
+    asking for absurd sizes (a huge z_dim, a million generators) is refused before anything big
+    is allocated. spectral=None skips the discriminator.
+    """
+    from ganzoo.checkpoint import module_fits
+    from ganzoo.errors import CheckpointError
+
+    stored = {key.split(".")[1] for key in tensors if key.startswith("generator.")}
+    if n_gens < 1 or stored != {str(i) for i in range(n_gens)}:
+        raise CheckpointError(f"checkpoint tensors do not fit the architecture: the manifest says {n_gens} generators, "
+                              f"the file holds {len(stored)}")
+    if not (0 < z_dim <= 1 << 20 and 0 < channels <= 1 << 12):
+        raise CheckpointError(f"checkpoint manifest has impossible sizes: z_dim {z_dim}, channels {channels}")
+    with torch.device("meta"):
+        module_fits("generator.0", arch.generator(z_dim, channels), tensors)
+        if spectral is not None:
+            d = arch.discriminator(channels)
+            module_fits("discriminator", add_spectral_norm(d) if spectral else d, tensors)

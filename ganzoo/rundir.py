@@ -105,6 +105,57 @@ def trim_metrics(run_dir: Path, max_step: int) -> None:
         write_atomic(path, text.encode())
 
 
+def keep_copy(run_dir: Path, step: int, data: bytes, keep: int) -> None:
+    """Also write the checkpoint as checkpoints/step-NNNNNNNN.safetensors; keep the newest `keep`."""
+    folder = Path(run_dir) / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    write_atomic(folder / f"step-{step:08d}.safetensors", data)
+    for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
+        old.unlink()
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Delete the temp files of atomic writes (".NAME.XXXX.tmp") that a killed process left behind."""
+    for folder in (Path(run_dir), Path(run_dir) / SAMPLES, Path(run_dir) / "checkpoints"):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a process trains in it.
+
+    fcntl.flock on run_dir/.lock: the kernel drops it when the holder dies, so a lock left by a
+    killed process is simply taken over; the file holds the holder's pid for the error message.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self._file = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise GanzooError(f"{self.path.parent} is in use by a training run (pid {holder}); wait for it or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None
+
+
 def read_meta(run_dir: Path) -> dict[str, Any]:
     """The [meta] table of run_dir's config.toml, or {} when there is none (or it is unreadable)."""
     try:

@@ -11,7 +11,7 @@ from ganzoo.errors import CheckpointError, GanzooError
 from ganzoo.files import write_atomic
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
-from ganzoo.models import build_generators
+from ganzoo.models import build_generators, check_fits
 from ganzoo.trainer import require_parts, resolve_device, sample_blocks
 
 
@@ -25,6 +25,7 @@ def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[
         n_gens, z_dim, channels = int(config["n_gens"]), int(config["z_dim"]), int(manifest["image_shape"][0])
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CheckpointError(f"{checkpoint}: the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
+    check_fits(arch, tensors, n_gens=n_gens, z_dim=z_dim, channels=channels)
     generators = build_generators(arch, n_gens, z_dim, channels, 0)
     for i, g in enumerate(generators):
         load_module(f"generator.{i}", g, tensors)

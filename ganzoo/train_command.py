@@ -5,19 +5,25 @@ A strategy plugin adds its subcommand with ``register(strategy_command(STRATEGY,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+import torch
 
-from ganzoo import __version__
+from ganzoo import __version__, rundir
+from ganzoo.checkpoint import read_checkpoint
 from ganzoo.config import make_config, read_config_file
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, StopRequested
 from ganzoo.parts import Strategy
+from ganzoo.trainer import Trainer, check_resumable, config_from_checkpoint
 
 COMMON_OPTIONS = [
     click.option("--dataset", default=None, help="mnist, fashion-mnist, cifar10, idx:PATH, or a plugin's. [default: mnist]"),
@@ -34,7 +40,12 @@ COMMON_OPTIONS = [
     click.option("--seed", type=int, default=None, help="Seed of weights, data order and z. [default: 0]"),
     click.option("--device", default=None, help="auto, cpu or cuda. [default: auto]"),
     click.option("--limit-data", type=int, default=None, help="Train on the first K images only."),
-    click.option("--log-every", type=int, default=None, help="Read metrics every K steps. [default: 20]"),
+    click.option("--log-every", type=int, default=None, help="Read metrics (and check them for NaN/Inf) every K steps. [default: 20]"),
+    click.option("--checkpoint-every", type=int, default=None, help="Also checkpoint every K generator steps. [default: 0, epoch ends only]"),
+    click.option("--keep-last", type=int, default=None, help="With M > 1, also keep the M newest checkpoints under checkpoints/. [default: 1]"),
+    click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None,
+                 help="On a NaN/Inf loss or weight: stop, or reload the last checkpoint with half the learning rate (up to 3 times). [default: stop]"),
+    click.option("--deterministic/--no-deterministic", default=None, help="Deterministic torch kernels, for bit-exact reruns and resumes. [default: off]"),
     click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory. [default: runs/<strategy>-<timestamp>]"),
     click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="TOML file of settings; options given here win."),
     click.option("--resume", type=click.Path(path_type=Path), default=None, help="Continue the run in this directory."),
@@ -43,7 +54,7 @@ COMMON_OPTIONS = [
 ]
 
 NOT_SETTINGS = {"out", "config_file", "resume", "quiet", "as_json"}
-RESUME_MAY_CHANGE = {"epochs", "steps", "device", "log_every"}
+RESUME_MAY_CHANGE = {"epochs", "steps", "device", "log_every", "checkpoint_every", "keep_last", "on_nan", "deterministic"}
 
 
 def strategy_command(strategy: Strategy, options: Sequence[Callable] = ()) -> click.Command:
@@ -65,11 +76,29 @@ def strategy_command(strategy: Strategy, options: Sequence[Callable] = ()) -> cl
     return command
 
 
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Any) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the trainer to finish its step, checkpoint and stop; a second SIGINT
+    interrupts at once."""
+
+    def ask_to_stop(number: int, frame: object) -> None:
+        if trainer.stop_signal is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.stop_signal = number
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any]) -> dict[str, Any]:
-    from ganzoo import rundir
-    from ganzoo.checkpoint import read_checkpoint
-    from ganzoo.cli import get_host, warn_broken
-    from ganzoo.trainer import Trainer, config_from_checkpoint, require_parts
+    from ganzoo.cli import get_host, warn_broken  # ganzoo.cli imports the plugins that import this module
 
     host = get_host(ctx)
     warn_broken(host)
@@ -83,13 +112,14 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         changed = sorted(set(given) - RESUME_MAY_CHANGE)
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-            raise GanzooError(f"cannot change {flags} when resuming; only --epochs, --steps, --device and --log-every")
+            may = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUME_MAY_CHANGE))
+            raise GanzooError(f"cannot change {flags} when resuming; only {may}")
         rundir.check(run_dir, resume=True)
-        _, manifest = read_checkpoint(run_dir / rundir.CHECKPOINT)
+        tensors, manifest = read_checkpoint(run_dir / rundir.CHECKPOINT)
         if manifest.get("strategy") != strategy.name:
             raise GanzooError(f"{run_dir} is a {manifest.get('strategy')} run; resume it with: ganzoo train {manifest.get('strategy')} --resume {run_dir}")
         config = config_from_checkpoint(manifest, **given)
-        require_parts(host, manifest, ("strategy", "input policy", "aggregation", "architecture", "dataset"))
+        check_resumable(host, manifest, tensors, config)
     else:
         file_settings = read_config_file(values["config_file"]) if values["config_file"] else {}
         config = make_config(strategy.name, strategy.defaults, file_settings, given)
@@ -102,6 +132,13 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
             f"give a larger --steps or --epochs to train on"
         )
     rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
+    with rundir.RunLock(run_dir):
+        return _train_locked(ctx, strategy, values, trainer, run_dir, config)
+
+
+def _train_locked(ctx: click.Context, strategy: Strategy, values: dict[str, Any], trainer: Any, run_dir: Path, config: Any) -> dict[str, Any]:
+    host = trainer.host
+    rundir.remove_stale_temp_files(run_dir)  # left by a process killed mid-write; the lock says none runs
     command = " ".join(sys.argv)
     first_command = rundir.read_meta(run_dir).get("command", command)
     rundir.write_config(run_dir, config.to_dict(), {
@@ -111,7 +148,7 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         "data_source": trainer.data_source,
         "device": str(trainer.device),
         "python": platform.python_version(),
-        "torch": __import__("torch").__version__,
+        "torch": torch.__version__,
         "command": first_command,
         "resumed_with": command if values["resume"] is not None else None,
     })
@@ -124,16 +161,26 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         observer = ProgressObserver(trainer)
         host.pm.register(observer, name="ganzoo-progress")
         observer.console.print(f"[bold]{strategy.name}[/] data: {trainer.data_source}")
+    resume_hint = f"continue with: ganzoo train {strategy.name} --resume {run_dir}"
     try:
-        record = trainer.run()
-    except KeyboardInterrupt:
+        with _stop_on_signals(trainer):
+            record = trainer.run()
+    except StopRequested as stop:
+        click.echo(f"stopped by signal {stop.signal_number} at step {stop.step}; checkpoint saved in {run_dir}; {resume_hint}", err=True)
+        ctx.exit(128 + stop.signal_number)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
         saved = rundir.checkpoint_step(run_dir)
         if saved is None:
-            where = "no checkpoint was saved yet (the first comes at the end of epoch 1), so there is nothing to resume"
+            where = "no checkpoint was saved yet, so there is nothing to resume"
         else:
-            where = f"the last checkpoint (step {saved}) is in {run_dir}; continue with: ganzoo train {strategy.name} --resume {run_dir}"
+            where = f"the last checkpoint (step {saved}) is in {run_dir}; {resume_hint}"
         click.echo(f"interrupted at step {trainer.step}; {where}", err=True)
         ctx.exit(130)
+    except torch.OutOfMemoryError:
+        raise GanzooError(
+            f"out of memory on {trainer.device} at batch size {config.batch_size} with {config.n_gens} generator(s); "
+            f"try --batch-size {max(1, config.batch_size // 2)}"
+        ) from None
     finally:
         if observer is not None:
             observer.close()

@@ -12,6 +12,8 @@ One generator step, top to bottom (``Trainer.train_step``):
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -21,19 +23,28 @@ from torch import Tensor
 
 from ganzoo import __version__
 from ganzoo.checkpoint import (
+    encode_checkpoint,
     load_module,
     load_optimizer,
     module_tensors,
     optimizer_tensors,
     read_checkpoint,
-    save_checkpoint,
 )
 from ganzoo.config import TrainConfig, make_config
 from ganzoo.data import Batches, default_root, load_data
-from ganzoo.errors import CheckpointError, DataError, GanzooError, PluginError, PluginMissingError
+from ganzoo.errors import (
+    CheckpointError,
+    DataError,
+    GanzooError,
+    NonFiniteError,
+    PluginError,
+    PluginMissingError,
+    StopRequested,
+)
+from ganzoo.files import write_atomic
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
-from ganzoo.models import build_discriminator, build_generators
+from ganzoo.models import build_discriminator, build_generators, check_fits
 from ganzoo import rundir
 
 
@@ -86,6 +97,9 @@ class Trainer:
         self.policy = registry.get("input policy", config.policy).build(config)
         self.aggregation = registry.get("aggregation", config.aggregation).build(config)
         self.device = resolve_device(config.device)
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
 
         data = load_data(registry, config.dataset, Path(config.data_root) if config.data_root else default_root())
         images = data.images[: config.limit_data] if config.limit_data else data.images
@@ -116,6 +130,8 @@ class Trainer:
         self.sample_z = z.expand(-1, config.n_gens, -1).contiguous()
         self.step = 0
         self.epoch = 0
+        self.rollbacks = 0
+        self.stop_signal: int | None = None  # set (e.g. by a signal handler) to stop after this step
         self.latest: dict[str, Any] = {}
         self._reset_metrics()
         if resume:
@@ -170,18 +186,61 @@ class Trainer:
         self.generators.train()
         self.discriminator.train()
         self._t0 = time.perf_counter()
-        while self.step < self.total_steps:
-            self.train_step()
-            self.step += 1
-            if self.step % self.config.log_every == 0:
-                self.latest = self._read_metrics()
-            self.notify("ganzoo_on_step_end", trainer=self, step=self.step)
-            if self.step % self.steps_per_epoch == 0:
-                record = self._end_epoch(partial=False)
-        if self._count > self._done_before:  # a --steps budget that ended inside an epoch
-            record = self._end_epoch(partial=True)
+        every = self.config.checkpoint_every
+        while True:
+            while self.step < self.total_steps:
+                self.train_step()
+                self.step += 1
+                if self.step % self.config.log_every == 0:
+                    self.latest = self._read_metrics()
+                    if not self._finite(self.latest):
+                        continue  # rolled back to the last checkpoint
+                self.notify("ganzoo_on_step_end", trainer=self, step=self.step)
+                if self.step % self.steps_per_epoch == 0:
+                    record = self._end_epoch(partial=False)
+                elif (every and self.step % every == 0) or self.stop_signal is not None:
+                    self._checkpoint()
+                if self.stop_signal is not None:
+                    raise StopRequested(self.stop_signal, self.step)
+            if self._count > self._done_before:  # a --steps budget that ended inside an epoch
+                record = self._end_epoch(partial=True)
+                if self.step < self.total_steps:
+                    continue  # it found a NaN and rolled back
+            break
         self.notify("ganzoo_on_train_end", trainer=self, metrics=record)
         return record
+
+    def _finite(self, metrics: dict[str, Any]) -> bool:
+        """Check metrics and weights for NaN/Inf (at logging points only: it syncs).
+
+        Returns True when all is finite. Otherwise, with on_nan = "rollback", reloads the last
+        checkpoint with half the learning rate and returns False; else raises NonFiniteError.
+        """
+        bad = [f"{k}={v}" for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        bad += [f"g_loss[{i}]={v}" for i, v in enumerate(metrics.get("g_loss", [])) if not math.isfinite(v)]
+        if not bad:
+            params = [p for m in (*self.generators, self.discriminator) for p in m.parameters()]
+            if not bool(torch.stack([p.detach().sum() for p in params]).isfinite().all()):
+                bad = ["a generator or discriminator weight is NaN or infinite"]
+        if not bad:
+            return True
+        where = f"non-finite values at step {self.step}: {', '.join(bad)}"
+        if self.config.on_nan == "rollback" and self.rollbacks < 3:
+            if not (self.run_dir / rundir.CHECKPOINT).exists():
+                raise NonFiniteError(f"{where}; no checkpoint to roll back to yet")
+            self.rollback()
+            return False
+        raise NonFiniteError(f"{where}; the last good checkpoint is kept in {self.run_dir}")
+
+    def rollback(self) -> None:
+        """Reload the last checkpoint and halve every learning rate."""
+        rollbacks = self.rollbacks + 1
+        self._restore()
+        self.rollbacks = rollbacks
+        for optimizer in (*self.g_optimizers, self.d_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+        self.latest = {}
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook on every plugin, in pluggy's order; a plugin that raises is named."""
@@ -221,11 +280,14 @@ class Trainer:
         steps_here = self._count - self._done_before
         if not partial:
             self.epoch += 1
+        metrics = self._read_metrics()
+        if not self._finite(metrics):
+            return self.latest_record()
         record = {
             "epoch": self.epoch if not partial else self.epoch + 1,
             "step": self.step,
             "partial": partial,
-            **self._read_metrics(),
+            **metrics,
             "images_per_s": steps_here * self.config.n_dis * self.config.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
         }
@@ -234,8 +296,7 @@ class Trainer:
         self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
         if not partial:
             self._reset_metrics()
-        path = self.save()
-        self.notify("ganzoo_on_checkpoint_saved", trainer=self, path=path)
+        self._checkpoint()
         if not partial:
             self.notify("ganzoo_on_epoch_end", trainer=self, epoch=self.epoch, metrics=record)
         return record
@@ -268,6 +329,8 @@ class Trainer:
             "epoch": self.epoch,
             "metric_count": self._count,
             "chance": self._chance,
+            "rollbacks": self.rollbacks,
+            "python_rng": random.getstate(),
             "optimizer_groups": groups,
         }
 
@@ -286,9 +349,17 @@ class Trainer:
         return tensors
 
     def save(self) -> Path:
+        """Write checkpoint.safetensors (and, with keep_last > 1, the keep_last newest under checkpoints/)."""
         path = self.run_dir / rundir.CHECKPOINT
-        save_checkpoint(path, self.tensors(), self.manifest())
+        data = encode_checkpoint(self.tensors(), self.manifest())
+        write_atomic(path, data)
+        if self.config.keep_last > 1:
+            rundir.keep_copy(self.run_dir, self.step, data, self.config.keep_last)
         return path
+
+    def _checkpoint(self) -> None:
+        path = self.save()
+        self.notify("ganzoo_on_checkpoint_saved", trainer=self, path=path)
 
     def _restore(self) -> None:
         tensors, manifest = read_checkpoint(self.run_dir / rundir.CHECKPOINT)
@@ -321,6 +392,9 @@ class Trainer:
         self._sums = tensors["metrics.sums"].to(self.device)
         self._count = self._done_before = int(manifest["metric_count"])
         self._chance = float(manifest["chance"])
+        self.rollbacks = int(manifest.get("rollbacks", 0))
+        version, state, gauss = manifest["python_rng"]
+        random.setstate((version, tuple(state), gauss))
 
 
 @torch.no_grad()
@@ -328,6 +402,18 @@ def sample_blocks(generators: torch.nn.ModuleList, z: Tensor) -> list[Tensor]:
     """Images from each generator for z of shape (n, N, z_dim) (generator i gets z[:, i]); eval mode."""
     generators.eval()
     return [g(z[:, i]) for i, g in enumerate(generators)]
+
+
+def check_resumable(host: Host, manifest: dict[str, Any], tensors: dict[str, Tensor], config: TrainConfig) -> None:
+    """Refuse a checkpoint whose plugins are missing or whose tensors do not fit its own manifest,
+    before the trainer builds anything from it."""
+    require_parts(host, manifest, ("strategy", "input policy", "aggregation", "architecture", "dataset"))
+    try:
+        arch = host.registry.get("architecture", manifest["architecture"])
+        channels = int(manifest["image_shape"][0])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
+    check_fits(arch, tensors, n_gens=config.n_gens, z_dim=config.z_dim, channels=channels, spectral=config.spectral_norm)
 
 
 def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainConfig:

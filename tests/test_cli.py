@@ -47,7 +47,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, strategy, extra, n_gens
     run_dir = tmp_path / "run"
     record = train(run_dir, strategy, *extra, steps=10)  # 256 // 32 = 8 steps an epoch: 1 epoch + 2 steps
     assert record["step"] == 10 and record["partial"] is True and record["run_dir"] == str(run_dir)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.safetensors", "config.toml", "metrics.jsonl", "samples"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "checkpoint.safetensors", "config.toml", "metrics.jsonl", "samples"]
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
 
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -271,18 +271,24 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
     assert resumed.exit_code == 0, resumed.output
 
 
-def test_ctrl_c_before_any_checkpoint_says_there_is_nothing_to_resume(tmp_path):
+def test_sigterm_mid_epoch_saves_a_checkpoint_there_and_exits_143(tmp_path):
     import signal
     import time
 
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "ganzoo", "train", "psg", "--batch-size", "32", "--device", "cpu", "--out", str(run_dir)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+    args = [sys.executable, "-m", "ganzoo", "train", "psg", "--batch-size", "32", "--device", "cpu",
+            "--limit-data", "6400", "--out", str(run_dir), "--quiet"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (run_dir / "config.toml").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "no checkpoint was saved yet" in stderr
+    assert process.returncode == 143, stderr
+    step = read_checkpoint(run_dir)[1]["step"]
+    assert 0 < step < 200  # mid-epoch: an epoch is 200 steps
+    assert f"stopped by signal 15 at step {step}; checkpoint saved in {run_dir}" in stderr
+    assert not (run_dir / "metrics.jsonl").exists()  # no epoch ended
+    resumed = invoke("train", "psg", "--resume", str(run_dir), "--steps", str(step + 1), "--json")
+    assert resumed.exit_code == 0, resumed.output

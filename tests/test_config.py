@@ -47,3 +47,9 @@ def test_bad_config_files(tmp_path):
         read_config_file(broken)
     with pytest.raises(GanzooError, match="not found"):
         read_config_file(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("key, value", [("n_gens", 10**30), ("z_dim", 10**7), ("batch_size", 10**9), ("n_dis", 10**6)])
+def test_absurd_sizes_are_refused_before_anything_is_built(key, value):
+    with pytest.raises(GanzooError, match=f"{key.replace('_', '-')} must be at most"):
+        make_config("psg", {key: value})
