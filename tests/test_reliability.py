@@ -259,3 +259,17 @@ def test_keep_last_keeps_the_newest_checkpoints_and_each_resumes(tmp_path):
     assert kept == ["step-00000003.safetensors", "step-00000004.safetensors", "step-00000005.safetensors"]
     assert [read_checkpoint(run_dir / "checkpoints" / name)[1]["step"] for name in kept] == [3, 4, 5]
     assert (run_dir / "checkpoints" / kept[-1]).read_bytes() == (run_dir / "checkpoint.safetensors").read_bytes()
+
+
+def test_tensors_that_do_not_fit_and_unwritable_out_dirs_are_one_line_errors(tmp_path):
+    run_dir = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["train", "psg", *TINY, "--steps", "1", "--out", str(run_dir), "--quiet"]).exit_code == 0
+    tensors, manifest = read_checkpoint(run_dir)
+    manifest["config"]["z_dim"] = 64  # the file's generators were built for z_dim 100
+    save_checkpoint(run_dir / "checkpoint.safetensors", tensors, manifest)
+    for args in (["sample", str(run_dir)], ["train", "psg", "--resume", str(run_dir), "--steps", "3"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2
+        assert "checkpoint tensors do not fit the architecture (generator.0: net.0.weight has shape (6272, 100), the model needs (6272, 64))" in result.stderr
+    unwritable = CliRunner().invoke(cli, ["train", "psg", *TINY, "--steps", "1", "--out", "/proc/ganzoo-run"])
+    assert unwritable.exit_code == 2 and "cannot create run directory /proc/ganzoo-run" in unwritable.stderr
