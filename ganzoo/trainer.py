@@ -199,6 +199,8 @@ class Trainer:
                 if self.step % self.steps_per_epoch == 0:
                     record = self._end_epoch(partial=False)
                 elif (every and self.step % every == 0) or self.stop_signal is not None:
+                    if not self._finite(self._read_metrics()):
+                        continue  # never save a non-finite state; rolled back instead
                     self._checkpoint()
                 if self.stop_signal is not None:
                     raise StopRequested(self.stop_signal, self.step)

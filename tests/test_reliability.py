@@ -273,3 +273,14 @@ def test_tensors_that_do_not_fit_and_unwritable_out_dirs_are_one_line_errors(tmp
         assert "checkpoint tensors do not fit the architecture (generator.0: net.0.weight has shape (6272, 100), the model needs (6272, 64))" in result.stderr
     unwritable = CliRunner().invoke(cli, ["train", "psg", *TINY, "--steps", "1", "--out", "/proc/ganzoo-run"])
     assert unwritable.exit_code == 2 and "cannot create run directory /proc/ganzoo-run" in unwritable.stderr
+
+
+def test_a_periodic_checkpoint_never_saves_a_nan(tmp_path):
+    """The poison lands at step 5 and step 6 is a checkpoint step but not a logging step."""
+    host = load_host(plugins=[Poison(at=5)])
+    config = make_config("psg", host.registry.get("strategy", "psg").defaults, {
+        "limit_data": 128, "batch_size": 32, "steps": 10, "device": "cpu", "sample_count": 4,
+        "log_every": 7, "checkpoint_every": 3})
+    with pytest.raises(NonFiniteError, match="at step 6"):
+        Trainer(config, host, tmp_path / "run").run()
+    assert read_checkpoint(tmp_path / "run")[1]["step"] == 4  # the epoch end at step 4; 3 was overwritten
