@@ -50,7 +50,9 @@ def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: 
     if not (0 < z_dim <= 1 << 20 and 0 < channels <= 1 << 12):
         raise CheckpointError(f"checkpoint manifest has impossible sizes: z_dim {z_dim}, channels {channels}")
     with torch.device("meta"):
-        module_fits("generator.0", arch.generator(z_dim, channels), tensors)
+        generator = arch.generator(z_dim, channels)
+        for i in range(n_gens):
+            module_fits(f"generator.{i}", generator, tensors)
         if spectral is not None:
             d = arch.discriminator(channels)
             module_fits("discriminator", add_spectral_norm(d) if spectral else d, tensors)

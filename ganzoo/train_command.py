@@ -125,15 +125,24 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         config = make_config(strategy.name, strategy.defaults, file_settings, given)
         run_dir = rundir.check(values["out"] or rundir.default_run_dir(strategy.name), resume=False)
 
-    trainer = Trainer(config, host, run_dir, resume=values["resume"] is not None)
+    resume = values["resume"] is not None
+    if not resume:
+        trainer = _trainer(config, host, run_dir, resume=False)
+        rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
+    with rundir.RunLock(run_dir):
+        if resume:  # under the lock: restoring trims metrics.jsonl, which a live run may be appending to
+            trainer = _trainer(config, host, run_dir, resume=True)
+        return _train_locked(ctx, strategy, values, trainer, run_dir, config)
+
+
+def _trainer(config: Any, host: Any, run_dir: Path, *, resume: bool) -> Trainer:
+    trainer = Trainer(config, host, run_dir, resume=resume)
     if trainer.step >= trainer.total_steps:
         raise GanzooError(
             f"{run_dir} is already at step {trainer.step} (epoch {trainer.epoch}); "
             f"give a larger --steps or --epochs to train on"
         )
-    rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
-    with rundir.RunLock(run_dir):
-        return _train_locked(ctx, strategy, values, trainer, run_dir, config)
+    return trainer
 
 
 def _train_locked(ctx: click.Context, strategy: Strategy, values: dict[str, Any], trainer: Any, run_dir: Path, config: Any) -> dict[str, Any]:

@@ -202,8 +202,8 @@ class Trainer:
                     if not self._finite(self._read_metrics()):
                         continue  # never save a non-finite state; rolled back instead
                     self._checkpoint()
-                if self.stop_signal is not None:
-                    raise StopRequested(self.stop_signal, self.step)
+                if self.stop_signal is not None and self.step < self.total_steps:
+                    raise StopRequested(self.stop_signal, self.step)  # at the end, finish normally
             if self._count > self._done_before:  # a --steps budget that ended inside an epoch
                 record = self._end_epoch(partial=True)
                 if self.step < self.total_steps:
@@ -221,9 +221,10 @@ class Trainer:
         bad = [f"{k}={v}" for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
         bad += [f"g_loss[{i}]={v}" for i, v in enumerate(metrics.get("g_loss", [])) if not math.isfinite(v)]
         if not bad:
-            params = [p for m in (*self.generators, self.discriminator) for p in m.parameters()]
-            if not bool(torch.stack([p.detach().sum() for p in params]).isfinite().all()):
-                bad = ["a generator or discriminator weight is NaN or infinite"]
+            modules = (*self.generators, self.discriminator)
+            tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+            if not bool(torch.stack([t.detach().sum() for t in tensors]).isfinite().all()):
+                bad = ["a generator or discriminator weight or buffer is NaN or infinite"]
         if not bad:
             return True
         where = f"non-finite values at step {self.step}: {', '.join(bad)}"
@@ -235,13 +236,16 @@ class Trainer:
         raise NonFiniteError(f"{where}; the last good checkpoint is kept in {self.run_dir}")
 
     def rollback(self) -> None:
-        """Reload the last checkpoint and halve every learning rate."""
+        """Reload the last checkpoint and halve every learning rate (the current one, so that
+        repeated rollbacks to the same checkpoint keep halving)."""
         rollbacks = self.rollbacks + 1
+        optimizers = (*self.g_optimizers, self.d_optimizer)
+        lrs = [[group["lr"] for group in o.param_groups] for o in optimizers]
         self._restore()
         self.rollbacks = rollbacks
-        for optimizer in (*self.g_optimizers, self.d_optimizer):
-            for group in optimizer.param_groups:
-                group["lr"] *= 0.5
+        for optimizer, old in zip(optimizers, lrs):
+            for group, lr in zip(optimizer.param_groups, old):
+                group["lr"] = lr * 0.5
         self.latest = {}
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:

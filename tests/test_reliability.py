@@ -149,9 +149,14 @@ def test_a_second_run_in_a_busy_run_dir_is_refused_and_a_dead_holder_is_taken_ov
     deadline = time.time() + 120
     while _checkpoint_step(run_dir) is None and time.time() < deadline:
         time.sleep(0.05)
+    first.send_signal(signal.SIGSTOP)  # hold it still, lock and all, while we look at its files
+    with open(run_dir / "metrics.jsonl", "a") as f:  # as if it had just appended an epoch's record
+        f.write(json.dumps({"epoch": 99, "step": 10**6, "partial": False}) + "\n")
+    files_before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     second = CliRunner().invoke(cli, ["train", "sngan", "--resume", str(run_dir), "--steps", "200000"])
     assert second.exit_code == 2
     assert f"is in use by a training run (pid {first.pid})" in second.stderr
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == files_before  # wrote nothing
     first.send_signal(signal.SIGKILL)  # its lock dies with it
     first.wait(timeout=60)
     assert (run_dir / ".lock").read_text() == str(first.pid)  # a stale lock file stays behind
@@ -284,3 +289,26 @@ def test_a_periodic_checkpoint_never_saves_a_nan(tmp_path):
     with pytest.raises(NonFiniteError, match="at step 6"):
         Trainer(config, host, tmp_path / "run").run()
     assert read_checkpoint(tmp_path / "run")[1]["step"] == 4  # the epoch end at step 4; 3 was overwritten
+
+
+class PoisonAlways(Poison):
+    """Poisons D at step `at` on every pass, so every rollback meets the NaN again."""
+
+    @hookimpl
+    def ganzoo_on_step_end(self, trainer, step):
+        if step == self.at:
+            self.lrs.append(trainer.d_optimizer.param_groups[0]["lr"])
+            with torch.no_grad():
+                next(trainer.discriminator.parameters()).view(-1)[0] = float("nan")
+
+
+def test_repeated_rollbacks_keep_halving_then_give_up(tmp_path):
+    poison = PoisonAlways(at=5)
+    poison.lrs = []
+    host = load_host(plugins=[poison])
+    config = make_config("psg", host.registry.get("strategy", "psg").defaults, {
+        "limit_data": 128, "batch_size": 32, "steps": 10, "device": "cpu", "sample_count": 4,
+        "log_every": 2, "checkpoint_every": 2, "on_nan": "rollback"})
+    with pytest.raises(NonFiniteError, match="non-finite values at step 6"):
+        Trainer(config, host, tmp_path / "run").run()
+    assert poison.lrs == [2e-4, 1e-4, 5e-5, 2.5e-5]  # three rollbacks, each halving, then stop
