@@ -23,6 +23,7 @@ from ganzoo.checkpoint import read_checkpoint
 from ganzoo.config import make_config, read_config_file
 from ganzoo.errors import GanzooError, StopRequested
 from ganzoo.parts import Strategy
+from ganzoo.runtime import tune_malloc
 from ganzoo.trainer import Trainer, check_resumable, config_from_checkpoint
 
 COMMON_OPTIONS = [
@@ -102,6 +103,7 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
 
     host = get_host(ctx)
     warn_broken(host)
+    ctx.meta["ganzoo.malloc_tuned"] = tune_malloc()
     given = {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}
     if values["resume"] is not None:
         run_dir = Path(values["resume"])
@@ -160,6 +162,7 @@ def _train_locked(ctx: click.Context, strategy: Strategy, values: dict[str, Any]
         "torch": torch.__version__,
         "command": first_command,
         "resumed_with": command if values["resume"] is not None else None,
+        "malloc_tuning": ctx.meta.get("ganzoo.malloc_tuned", False),
     })
 
     quiet, as_json = values["quiet"], values["as_json"]

@@ -224,3 +224,17 @@ def test_an_entry_point_name_taken_twice_is_named_with_its_distribution(monkeypa
     assert not host.plugins["psg"].broken
     clash = host.plugins["psg (ganzoo-fork)"]
     assert clash.name == "psg (ganzoo-fork)" and "already taken by distribution 'ganzoo'" in clash.error
+
+
+def test_malloc_tuning_is_applied_at_train_time_and_can_be_turned_off(tmp_path, monkeypatch):
+    import tomllib
+
+    from ganzoo.runtime import tune_malloc
+
+    assert tune_malloc() is True  # glibc, as on every machine this suite runs on
+    monkeypatch.setenv("GANZOO_MALLOC_TUNING", "0")
+    assert tune_malloc() is False
+    run_dir = tmp_path / "run"
+    args = ["train", "sngan", "--limit-data", "64", "--batch-size", "32", "--steps", "1", "--device", "cpu", "--out", str(run_dir), "--quiet"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert tomllib.loads((run_dir / "config.toml").read_text())["meta"]["malloc_tuning"] is False

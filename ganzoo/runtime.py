@@ -1,0 +1,29 @@
+"""Process-wide settings a training run applies when it starts (never at import time).
+
+glibc's malloc hands large activation buffers back to the kernel after every step and page-faults
+them in again on the next; raising its mmap and trim thresholds keeps them in the heap. Measured
+on a 2-core AVX-512 machine: a PSG N=2 MNIST step went from 0.155-0.160 s to 0.116-0.125 s
+(two paired runs). Turn it off with GANZOO_MALLOC_TUNING=0.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # buffers below 32 MiB come from the heap, not fresh mmaps
+TRIM_THRESHOLD = 2**31 - 1  # never give the heap's top back between steps
+
+
+def tune_malloc() -> bool:
+    """Raise glibc malloc's mmap and trim thresholds; return whether it was done."""
+    if os.environ.get("GANZOO_MALLOC_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
