@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganzoo-installed
 DEMO_DIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
-DEMO_STEPS ?= 400
+DEMO_EPOCHS ?= 1
 
 .PHONY: install demo test clean
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/ganzoo train psg --n-gens 2 --steps $(DEMO_STEPS) --out $(DEMO_DIR)
+	$(BIN)/ganzoo train psg --n-gens 2 --epochs $(DEMO_EPOCHS) --out $(DEMO_DIR)
 	$(BIN)/ganzoo sample $(DEMO_DIR) --n 64 --out $(DEMO_DIR)/sample.png
 	@echo "sample grid: $(DEMO_DIR)/sample.png"
 
