@@ -142,7 +142,7 @@ def ganzoo_on_epoch_end(trainer, epoch, metrics):
 
 @hookspec
 def ganzoo_on_checkpoint_saved(trainer, path):
-    """A checkpoint was written and renamed into place.
+    """A checkpoint was written and renamed into place (epoch ends, ``checkpoint_every`` steps, a stop signal).
 
     :param trainer: the ``ganzoo.trainer.Trainer``.
     :param path: the ``pathlib.Path`` of the checkpoint.
@@ -154,6 +154,8 @@ def ganzoo_on_checkpoint_saved(trainer, path):
 @hookspec
 def ganzoo_on_train_end(trainer, metrics):
     """Training finished (its budget is spent) and the final checkpoint is saved.
+
+    Not called when a signal or a non-finite value stops the run early.
 
     :param trainer: the ``ganzoo.trainer.Trainer``.
     :param metrics: the last epoch's record.

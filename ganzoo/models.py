@@ -11,7 +11,7 @@ from ganzoo.parts import Architecture
 
 def add_spectral_norm(module: nn.Module) -> nn.Module:
     """Spectral-normalise the weight of every conv and linear layer (one power iteration per forward)."""
-    for name, child in list(module.named_modules()):
+    for child in list(module.modules()):
         if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             spectral_norm(child, n_power_iterations=1)
     return module

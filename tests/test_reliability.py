@@ -89,7 +89,7 @@ def test_kills_during_checkpoint_writes_leave_a_whole_checkpoint(tmp_path):
     rng = random.Random(1)
     args = ["train", "sngan", *TINY, "--steps", "100000", "--checkpoint-every", "1", "--quiet"]
     process = ganzoo(*args, "--out", str(run_dir))
-    for attempt in range(5):
+    for _ in range(5):
         deadline = time.time() + 120
         while _checkpoint_step(run_dir) is None and time.time() < deadline:
             time.sleep(0.02)
