@@ -6,7 +6,9 @@ with a CheckpointError before anything in it is used.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,16 @@ from ganzoo.files import write_atomic
 FORMAT_VERSION = 1
 MANIFEST_KEY = "ganzoo"
 PICKLE_MAGICS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")  # torch.save zips, pickles
+
+
+@contextlib.contextmanager
+def manifest_fields(where: str = "") -> Iterator[None]:
+    """Turn the errors of reading a missing or mistyped manifest field into one CheckpointError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        prefix = f"{where}: " if where else ""
+        raise CheckpointError(f"{prefix}the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
 
 
 def encode_checkpoint(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> bytes:

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ganzoo.checkpoint import module_fits
+from ganzoo.errors import CheckpointError
 from ganzoo.parts import Architecture
 
 
@@ -40,9 +42,6 @@ def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: 
     asking for absurd sizes (a huge z_dim, a million generators) is refused before anything big
     is allocated. spectral=None skips the discriminator.
     """
-    from ganzoo.checkpoint import module_fits
-    from ganzoo.errors import CheckpointError
-
     stored = {key.split(".")[1] for key in tensors if key.startswith("generator.")}
     if n_gens < 1 or stored != {str(i) for i in range(n_gens)}:
         raise CheckpointError(f"checkpoint tensors do not fit the architecture: the manifest says {n_gens} generators, "

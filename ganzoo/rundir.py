@@ -12,7 +12,8 @@ from typing import Any
 
 import tomli_w
 
-from ganzoo.errors import GanzooError
+from ganzoo.checkpoint import read_checkpoint
+from ganzoo.errors import CheckpointError, GanzooError
 from ganzoo.files import append_line, write_atomic
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -166,9 +167,6 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
 
 def checkpoint_step(run_dir: Path) -> int | None:
     """The step of run_dir's checkpoint, or None when it has none that reads."""
-    from ganzoo.checkpoint import read_checkpoint
-    from ganzoo.errors import CheckpointError
-
     try:
         return int(read_checkpoint(Path(run_dir) / CHECKPOINT)[1]["step"])
     except (CheckpointError, KeyError, TypeError, ValueError):

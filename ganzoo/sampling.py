@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.checkpoint import load_module, read_checkpoint
-from ganzoo.errors import CheckpointError, GanzooError
+from ganzoo.checkpoint import load_module, manifest_fields, read_checkpoint
+from ganzoo.errors import GanzooError
 from ganzoo.files import write_atomic
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
@@ -18,13 +18,11 @@ from ganzoo.trainer import require_parts, resolve_device, sample_blocks
 def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[torch.nn.ModuleList, dict]:
     target = resolve_device(device)
     tensors, manifest = read_checkpoint(checkpoint)
-    try:
+    with manifest_fields(str(checkpoint)):
         require_parts(host, manifest, ("architecture",))
         config = manifest["config"]
         arch = host.registry.get("architecture", manifest["architecture"])
         n_gens, z_dim, channels = int(config["n_gens"]), int(config["z_dim"]), int(manifest["image_shape"][0])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CheckpointError(f"{checkpoint}: the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
     check_fits(arch, tensors, n_gens=n_gens, z_dim=z_dim, channels=channels)
     generators = build_generators(arch, n_gens, z_dim, channels, 0)
     for i, g in enumerate(generators):

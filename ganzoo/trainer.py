@@ -25,6 +25,7 @@ from ganzoo import __version__
 from ganzoo.checkpoint import (
     encode_checkpoint,
     load_module,
+    manifest_fields,
     load_optimizer,
     module_tensors,
     optimizer_tensors,
@@ -45,6 +46,7 @@ from ganzoo.files import write_atomic
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
 from ganzoo.models import build_discriminator, build_generators, check_fits
+from ganzoo.registry import KINDS
 from ganzoo import rundir
 
 
@@ -73,11 +75,9 @@ def parts_plugins(host: Host, config: TrainConfig, arch: str) -> dict[str, dict[
 def require_parts(host: Host, manifest: dict[str, Any], kinds: tuple[str, ...]) -> None:
     """Raise PluginMissingError naming the plugin a checkpoint needs when its part is not registered."""
     for kind in kinds:
-        try:
+        with manifest_fields():
             part = manifest["parts"][kind]
             known = part["name"] in host.registry.names(kind)
-        except (KeyError, TypeError) as exc:
-            raise CheckpointError(f"the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
         if not known:
             raise PluginMissingError(
                 f"this checkpoint needs the {kind} {part['name']!r} from plugin {part['plugin']!r}, which is not installed"
@@ -371,10 +371,8 @@ class Trainer:
         tensors, manifest = read_checkpoint(self.run_dir / rundir.CHECKPOINT)
         if manifest.get("strategy") != self.config.strategy:
             raise CheckpointError(f"{self.run_dir} is a {manifest.get('strategy')} run, not {self.config.strategy}")
-        try:
+        with manifest_fields(str(self.run_dir)):
             self._load_state(tensors, manifest)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise CheckpointError(f"{self.run_dir}: the checkpoint is incomplete ({type(exc).__name__}: {exc})") from None
         # Records written after this checkpoint (a crash between the two) would be counted twice.
         rundir.trim_metrics(self.run_dir, self.step)
 
@@ -413,19 +411,15 @@ def sample_blocks(generators: torch.nn.ModuleList, z: Tensor) -> list[Tensor]:
 def check_resumable(host: Host, manifest: dict[str, Any], tensors: dict[str, Tensor], config: TrainConfig) -> None:
     """Refuse a checkpoint whose plugins are missing or whose tensors do not fit its own manifest,
     before the trainer builds anything from it."""
-    require_parts(host, manifest, ("strategy", "input policy", "aggregation", "architecture", "dataset"))
-    try:
+    require_parts(host, manifest, KINDS)
+    with manifest_fields():
         arch = host.registry.get("architecture", manifest["architecture"])
         channels = int(manifest["image_shape"][0])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise CheckpointError(f"the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
     check_fits(arch, tensors, n_gens=config.n_gens, z_dim=config.z_dim, channels=channels, spectral=config.spectral_norm)
 
 
 def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainConfig:
-    try:
+    with manifest_fields():
         settings = {k: v for k, v in manifest["config"].items() if k != "strategy"}
         strategy = manifest["strategy"]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"the checkpoint's manifest is incomplete ({type(exc).__name__}: {exc})") from None
     return make_config(strategy, settings, overrides)

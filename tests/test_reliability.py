@@ -25,11 +25,11 @@ from ganzoo.cli import cli
 from ganzoo.config import make_config
 from ganzoo.errors import GanzooError, NonFiniteError
 from ganzoo.host import load_host
+from ganzoo.rundir import checkpoint_step
 from ganzoo.sampling import load_generators
 from ganzoo.trainer import Trainer
 
-TINY = [
-    "--limit-data", "128", "--batch-size", "32", "--device", "cpu"]
+TINY = ["--limit-data", "128", "--batch-size", "32", "--device", "cpu"]
 
 
 def ganzoo(*args: str, **kwargs) -> subprocess.Popen:
@@ -57,14 +57,14 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
     target = random.Random(0).randint(3, 12)  # 4 steps an epoch, 16 in all
     deadline = time.time() + 120
     while time.time() < deadline:
-        step = _checkpoint_step(killed)
+        step = checkpoint_step(killed)
         if step is not None and step >= target:
             break
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
-    assert _checkpoint_step(killed) < 16
+    assert checkpoint_step(killed) < 16
 
     resumed = ganzoo("train", "psg", "--resume", str(killed), "--quiet")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
@@ -73,13 +73,6 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert comparable_metrics(straight) == comparable_metrics(killed)
-
-
-def _checkpoint_step(run_dir: Path) -> int | None:
-    try:
-        return read_checkpoint(run_dir)[1]["step"]
-    except GanzooError:
-        return None
 
 
 def test_kills_during_checkpoint_writes_leave_a_whole_checkpoint(tmp_path):
@@ -91,7 +84,7 @@ def test_kills_during_checkpoint_writes_leave_a_whole_checkpoint(tmp_path):
     process = ganzoo(*args, "--out", str(run_dir))
     for _ in range(5):
         deadline = time.time() + 120
-        while _checkpoint_step(run_dir) is None and time.time() < deadline:
+        while checkpoint_step(run_dir) is None and time.time() < deadline:
             time.sleep(0.02)
         time.sleep(rng.uniform(0.05, 0.6))
         process.send_signal(signal.SIGKILL)
@@ -147,7 +140,7 @@ def test_a_second_run_in_a_busy_run_dir_is_refused_and_a_dead_holder_is_taken_ov
     run_dir = tmp_path / "run"
     first = ganzoo("train", "sngan", *TINY, "--steps", "100000", "--checkpoint-every", "2", "--out", str(run_dir), "--quiet")
     deadline = time.time() + 120
-    while _checkpoint_step(run_dir) is None and time.time() < deadline:
+    while checkpoint_step(run_dir) is None and time.time() < deadline:
         time.sleep(0.05)
     first.send_signal(signal.SIGSTOP)  # hold it still, lock and all, while we look at its files
     with open(run_dir / "metrics.jsonl", "a") as f:  # as if it had just appended an epoch's record
@@ -160,10 +153,10 @@ def test_a_second_run_in_a_busy_run_dir_is_refused_and_a_dead_holder_is_taken_ov
     first.send_signal(signal.SIGKILL)  # its lock dies with it
     first.wait(timeout=60)
     assert (run_dir / ".lock").read_text() == str(first.pid)  # a stale lock file stays behind
-    step = _checkpoint_step(run_dir)
+    step = checkpoint_step(run_dir)
     third = CliRunner().invoke(cli, ["train", "sngan", "--resume", str(run_dir), "--steps", str(step + 2), "--json"])
     assert third.exit_code == 0, third.output
-    assert _checkpoint_step(run_dir) == step + 2
+    assert checkpoint_step(run_dir) == step + 2
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
