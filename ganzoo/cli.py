@@ -15,7 +15,7 @@ from ganzoo.host import Host, load_host
 from ganzoo.registry import KINDS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-PLURALS = ("strategies", "policies", "aggregations", "architectures", "datasets")  # in the order of KINDS
+PLURALS = ("strategies", "policies", "aggregations", "architectures", "datasets", "extractors")  # in the order of KINDS
 
 
 class UsageFailure(click.ClickException):

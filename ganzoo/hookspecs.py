@@ -99,6 +99,21 @@ def ganzoo_register_commands(register):
     """
 
 
+@hookspec
+def ganzoo_register_extractors(register):
+    """Register feature extractors for ``ganzoo eval`` (``ganzoo.parts.Extractor``).
+
+    :param register: call ``register(extractor)``.
+    :return: nothing.
+
+    Called when the host loads plugins. ``ganzoo eval --features NAME`` picks one; the metrics
+    (FID, KID, precision/recall, density/coverage) are computed on its features, and the
+    class-based ones (classes covered, IS, modes) on its class logits when it has them.
+
+    .. versionadded:: 0.2.0
+    """
+
+
 # -- observers: called by the trainer, return nothing ---------------------------------------------
 
 

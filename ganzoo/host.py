@@ -26,6 +26,7 @@ REGISTRATION_HOOKS = {
     "ganzoo_register_aggregations": "aggregation",
     "ganzoo_register_architectures": "architecture",
     "ganzoo_register_datasets": "dataset",
+    "ganzoo_register_extractors": "extractor",
 }
 COMMAND_GROUPS = ("train", "root")
 

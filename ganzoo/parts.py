@@ -130,3 +130,41 @@ class Dataset:
     load: Callable[[str | None, Path, str], ImageData]
     default_arch: str = "dcgan28"
     takes_argument: bool = False
+
+
+@dataclass(frozen=True)
+class ExtractorRequest:
+    """What an extractor's ``load`` is given.
+
+    dataset: the dataset spec the run trained on (e.g. "mnist", "stacked-mnist").
+    load_split: ``load_split("train" | "test") -> ImageData`` for that dataset, for extractors that
+        train on it (a classifier); loading is lazy, so extractors that need no data pay nothing.
+    cache_dir: where to keep trained weights (safetensors), keyed by what they were trained on.
+    retrain: rebuild the cached weights even when they exist.
+    device: where to run.
+    log: one-line progress messages for people.
+    """
+
+    dataset: str
+    load_split: Callable[[str], ImageData]
+    cache_dir: Path
+    retrain: bool
+    device: torch.device
+    log: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """A named feature extractor for ``ganzoo eval``.
+
+    load(request) -> an ``nn.Module`` in eval mode mapping images (B, C, H, W) in [-1, 1] to
+    features (B, F), with attributes ``num_features`` (F), ``fingerprint`` (a hex hash of its
+    weights, recorded with every result) and ``logits`` (a method mapping images to class logits
+    (B, K), or None when it does not classify; classes, IS and modes need it). It may also set
+    ``test_accuracy`` (float) and ``label_channels`` (True when each image channel is labelled on
+    its own, as for Stacked MNIST).
+    """
+
+    name: str
+    summary: str
+    load: Callable[[ExtractorRequest], nn.Module]

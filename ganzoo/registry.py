@@ -7,7 +7,7 @@ from typing import Any
 
 from ganzoo.errors import DuplicateNameError, UnknownNameError
 
-KINDS = ("strategy", "input policy", "aggregation", "architecture", "dataset")
+KINDS = ("strategy", "input policy", "aggregation", "architecture", "dataset", "extractor")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,6 @@ from ganzoo.files import write_atomic
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
 from ganzoo.models import build_discriminator, build_generators, check_fits
-from ganzoo.registry import KINDS
 from ganzoo import rundir
 
 
@@ -58,6 +57,9 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GanzooError("--device cuda was asked for, but torch sees no CUDA device")
     return torch.device(name)
+
+
+TRAINING_KINDS = ("strategy", "input policy", "aggregation", "architecture", "dataset")  # recorded in checkpoints
 
 
 def parts_plugins(host: Host, config: TrainConfig, arch: str) -> dict[str, dict[str, str]]:
@@ -411,7 +413,7 @@ def sample_blocks(generators: torch.nn.ModuleList, z: Tensor) -> list[Tensor]:
 def check_resumable(host: Host, manifest: dict[str, Any], tensors: dict[str, Tensor], config: TrainConfig) -> None:
     """Refuse a checkpoint whose plugins are missing or whose tensors do not fit its own manifest,
     before the trainer builds anything from it."""
-    require_parts(host, manifest, KINDS)
+    require_parts(host, manifest, TRAINING_KINDS)
     with manifest_fields():
         arch = host.registry.get("architecture", manifest["architecture"])
         channels = int(manifest["image_shape"][0])
