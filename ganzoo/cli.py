@@ -15,7 +15,7 @@ from ganzoo.host import Host, load_host
 from ganzoo.registry import KINDS
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-PLURALS = ("strategies", "policies", "aggregations", "architectures", "datasets", "extractors")  # in the order of KINDS
+PLURALS = ("strategies", "policies", "aggregations", "architectures", "datasets", "extractors", "options")  # in the order of KINDS
 
 
 class UsageFailure(click.ClickException):
@@ -39,7 +39,7 @@ def get_host(ctx: click.Context) -> Host:
     if isinstance(root.obj, Host):
         return root.obj
     if "ganzoo.host" not in root.meta:
-        root.meta["ganzoo.host"] = load_host()
+        root.meta["ganzoo.host"] = load_host(plugin_files=root.meta.get("ganzoo.plugin_files", ()))
     return root.meta["ganzoo.host"]
 
 
@@ -91,12 +91,22 @@ class RootGroup(PluginGroup):
 class TrainGroup(PluginGroup):
     plugin_group = "train"
 
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None or not hasattr(command, "ganzoo_strategy"):
+            return command
+        from ganzoo.train_options import with_train_options
+
+        return with_train_options(command, [e.part for e in get_host(ctx).registry.entries("train option")])
+
 
 @click.group(cls=RootGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", "-V", prog_name="ganzoo")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--plugin", "plugin_files", multiple=True, type=click.Path(path_type=Path),  # checked by load_plugin_file
+              help="Also load this .py file as a plugin (repeatable); no packaging needed.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, plugin_files: tuple[Path, ...]) -> None:
     """ganzoo: a plugin-style GAN zoo. Train, sample and compare GAN strategies.
 
     \b
@@ -105,6 +115,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ganzoo list
     """
     ctx.meta["ganzoo.debug"] = debug
+    ctx.meta["ganzoo.plugin_files"] = plugin_files
+    if plugin_files and isinstance(ctx.obj, Host):
+        raise UsageFailure("--plugin cannot be used with a host passed in by the caller; add the plugin to that host")
 
 
 @cli.group(cls=TrainGroup, context_settings=CONTEXT)
@@ -130,6 +143,7 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
         click.echo(json.dumps(listing, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -137,12 +151,14 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
         table = Table(title=k, title_justify="left", expand=False)
         for column in ("name", "plugin", "summary"):
             table.add_column(column)
-        for row in rows:
-            table.add_row(row["name"], row["plugin"], row["summary"])
+        for row in rows:  # escaped: a summary's "[default: off]" is text, not rich markup
+            table.add_row(*(escape(row[c]) for c in ("name", "plugin", "summary")))
         console.print(table)
 
 
 def warn_broken(host: Host) -> None:
+    for warning in host.warnings:
+        click.echo(f"warning: {warning}", err=True)
     for info in host.broken():
         click.echo(f"warning: plugin {info.name!r} is broken: {info.error} (see: ganzoo plugins)", err=True)
 
@@ -160,8 +176,8 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
             "version": p.version,
             "entry_point": p.entry_point,
             "hooks": list(p.hooks),
-            "status": "broken" if p.broken else "ok",
-            "error": p.error,
+            "status": p.status,
+            "error": p.error or p.disabled,
         }
         for p in sorted(host.plugins.values(), key=lambda p: p.name)
     ]
@@ -175,7 +191,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     for column in ("name", "distribution", "version", "hooks", "status"):
         table.add_column(column)
     for row in rows:
-        status = "[green]ok[/]" if row["status"] == "ok" else f"[red]broken[/]: {row['error']}"
+        status = {"ok": "[green]ok[/]", "disabled": f"[yellow]disabled[/]: {row['error']}"}.get(row["status"], f"[red]broken[/]: {row['error']}")
         table.add_row(row["name"], row["distribution"], row["version"], "\n".join(row["hooks"]), status)
     Console().print(table)
 
@@ -188,15 +204,26 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 @click.option("--columns", type=click.IntRange(min=1), default=8, show_default=True, help="Images per row.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--weights", default="auto", show_default=True,
+              help="Which generator weights: raw (as trained), a saved set such as ema, or auto (a saved set when the run has one, else raw).")
 @click.pass_context
-def sample(ctx: click.Context, run_dir: Path, count: int, out: Path | None, generator: int | None, columns: int, seed: int, device: str) -> None:
+def sample(ctx: click.Context, run_dir: Path, count: int, out: Path | None, generator: int | None, columns: int, seed: int,
+           device: str, weights: str) -> None:
     """Write a PNG grid of samples from a run: one block of rows per generator."""
     from ganzoo.sampling import sample_grid
 
     host = get_host(ctx)
     out = out or (run_dir / "sample.png" if run_dir.is_dir() else Path("sample.png"))
-    written = sample_grid(host, run_dir, out, count=count, generator=generator, columns=columns, seed=seed, device=device)
-    click.echo(f"wrote {written}")
+    written, used = sample_grid(host, run_dir, out, count=count, generator=generator, columns=columns, seed=seed,
+                                device=device, weights=weights)
+    click.echo(f"wrote {written} ({used} weights)")
+
+
+from ganzoo.eval_command import eval_command  # noqa: E402  (after cli exists: it imports get_host lazily)
+from ganzoo.compare_command import compare_command  # noqa: E402
+
+cli.add_command(eval_command)
+cli.add_command(compare_command)
 
 
 def main() -> None:

@@ -48,6 +48,9 @@ class TrainConfig:
     keep_last: int = 1  # >1: also keep the M newest checkpoints as checkpoints/step-NNNNNNNN.safetensors
     on_nan: str = "stop"  # a non-finite loss or weight: "stop", or "rollback" to the last checkpoint
     deterministic: bool = False  # torch.use_deterministic_algorithms(True) for bit-exact repeats
+    eval_every: int = 0  # K > 0: evaluate every K epochs (ganzoo eval's metrics) into metrics.jsonl
+    eval_n: int = 2000  # samples per evaluation during training
+    eval_features: str = "lenet"  # the feature extractor of those evaluations
     options: dict[str, Any] = field(default_factory=dict)  # free-form settings for third-party parts
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,7 +91,10 @@ def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
                 close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise GanzooError(f"unknown setting {key!r}{hint}")
-            merged[key] = _check_type(key, value)
+            value = _check_type(key, value)
+            # options are merged key by key, so a strategy's default option survives a config
+            # file that sets another one
+            merged[key] = {**merged.get("options", {}), **value} if key == "options" else value
     config = TrainConfig(strategy=strategy, **merged)
     validate(config)
     return config
@@ -106,7 +112,9 @@ def validate(config: TrainConfig) -> None:
     for name, ceiling in ceilings.items():
         if getattr(config, name) > ceiling:
             raise GanzooError(f"{name.replace('_', '-')} must be at most {ceiling}, got {getattr(config, name)}")
-    for name in ("steps", "limit_data", "checkpoint_every"):
+    if not 2 <= config.eval_n <= 1_000_000:
+        raise GanzooError(f"eval-n must be between 2 and 1000000, got {config.eval_n}")
+    for name in ("steps", "limit_data", "checkpoint_every", "eval_every"):
         if getattr(config, name) < 0:
             raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
     if not (config.lr > 0 and math.isfinite(config.lr)):

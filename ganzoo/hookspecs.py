@@ -114,6 +114,22 @@ def ganzoo_register_extractors(register):
     """
 
 
+@hookspec
+def ganzoo_register_train_options(register):
+    """Add options to every ``ganzoo train <strategy>`` command (``ganzoo.parts.TrainOption``).
+
+    :param register: call ``register(TrainOption(...))`` once per option.
+    :return: nothing.
+
+    Called when the host loads plugins. A value given on the command line (or under
+    ``[options]`` in a ``--config`` file) is checked by the option's ``check``, kept in the run's
+    ``config.options[key]`` and saved with the run, so a resumed run keeps it. For options that
+    only one strategy takes, pass ``TrainOption`` objects to ``strategy_command`` instead.
+
+    .. versionadded:: 0.2.0
+    """
+
+
 # -- observers: called by the trainer, return nothing ---------------------------------------------
 
 
@@ -125,6 +141,21 @@ def ganzoo_on_train_start(trainer):
         ``trainer.epoch``, ``trainer.run_dir`` and ``trainer.total_steps`` are set.
 
     .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_on_models_built(trainer):
+    """The generators and the discriminator are built, their optimizers not yet.
+
+    :param trainer: the ``ganzoo.trainer.Trainer``; ``trainer.generators`` (an ``nn.ModuleList``)
+        and ``trainer.discriminator`` are set, on ``trainer.device``.
+
+    Called once per run from ``Trainer.__init__``, before any checkpoint is restored. A plugin
+    may change the networks in place here, e.g. make generators share layers: the optimizers are
+    built afterwards over each distinct parameter once.
+
+    .. versionadded:: 0.2.0
     """
 
 
@@ -163,6 +194,36 @@ def ganzoo_on_checkpoint_saved(trainer, path):
     :param path: the ``pathlib.Path`` of the checkpoint.
 
     .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ganzoo_on_checkpoint_save(trainer, tensors):
+    """A checkpoint is about to be written: add the tensors your plugin must keep to ``tensors``.
+
+    :param trainer: the ``ganzoo.trainer.Trainer``.
+    :param tensors: a dict, name -> ``torch.Tensor``, that is saved in the same safetensors file,
+        in the same atomic write, as the trainer's own state. Use names that start with your own
+        prefix (``"ema."``); a name the trainer already uses is an error.
+
+    Tensors named ``<prefix>.generator.<i>.<key>`` are a second set of weights for generator i
+    (``<key>`` as in its ``state_dict``): ``ganzoo sample`` uses such a set by default.
+
+    .. versionadded:: 0.2.0
+    """
+
+
+@hookspec
+def ganzoo_on_checkpoint_load(trainer, tensors):
+    """The trainer has restored its state from a checkpoint (``--resume``, or a NaN rollback).
+
+    :param trainer: the ``ganzoo.trainer.Trainer``; ``trainer.step`` is the checkpoint's step.
+    :param tensors: every tensor of the checkpoint, name -> ``torch.Tensor`` on the CPU;
+        what ``ganzoo_on_checkpoint_save`` added is there under the same names.
+
+    Called before ``ganzoo_on_train_start`` when resuming.
+
+    .. versionadded:: 0.2.0
     """
 
 

@@ -1,23 +1,33 @@
 """The plugin host: a pluggy manager, the plugins it loaded (or failed to), and the registry they filled.
 
-``load_host()`` is the one factory: specs, entry points of group ``ganzoo``, extra plugin objects,
-then registration (parts and commands). Nothing here runs at import time.
+``load_host()`` is the one factory: specs, entry points of group ``ganzoo`` (filtered by
+GANZOO_LOAD_PLUGINS and GANZOO_DISABLE_PLUGINS), plugin files, extra plugin objects, then
+registration (parts and commands). Nothing here runs at import time.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pluggy
 
 from ganzoo import hookspecs
+from ganzoo.errors import PluginError
 from ganzoo.registry import Registry
 
 ENTRY_POINT_GROUP = "ganzoo"
 CORE_DISTRIBUTION = "ganzoo"
+LOAD_VARIABLE = "GANZOO_LOAD_PLUGINS"  # allow-list of third-party plugins; empty: built-ins only
+DISABLE_VARIABLE = "GANZOO_DISABLE_PLUGINS"  # plugins not to load, built-ins included
 
 # registration hook -> registry kind
 REGISTRATION_HOOKS = {
@@ -27,6 +37,7 @@ REGISTRATION_HOOKS = {
     "ganzoo_register_architectures": "architecture",
     "ganzoo_register_datasets": "dataset",
     "ganzoo_register_extractors": "extractor",
+    "ganzoo_register_train_options": "train option",
 }
 COMMAND_GROUPS = ("train", "root")
 
@@ -41,10 +52,15 @@ class PluginInfo:
     version: str = ""
     hooks: tuple[str, ...] = ()
     error: str = ""
+    disabled: str = ""  # why it was not loaded (GANZOO_LOAD_PLUGINS / GANZOO_DISABLE_PLUGINS)
 
     @property
     def broken(self) -> bool:
         return bool(self.error)
+
+    @property
+    def status(self) -> str:
+        return "broken" if self.error else "disabled" if self.disabled else "ok"
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,7 @@ class Host:
     registry: Registry
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     commands: list[PluginCommand] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. an allow-list naming no installed plugin
 
     @property
     def hook(self) -> Any:
@@ -79,14 +96,16 @@ class Host:
         return sorted(found, key=lambda item: order.index(item[0]) if item[0] in order else len(order))
 
     def _mark_broken(self, name: str, error: str) -> None:
-        self.plugins[name] = replace(self.plugins.get(name, PluginInfo(name=name)), error=error)
+        self.plugins[name] = replace(self.plugins.get(name, PluginInfo(name=name)), error=one_line(error))
         self.registry.remove_plugin(name)
         self.commands[:] = [c for c in self.commands if c.plugin != name]
 
-    def register_parts(self) -> None:
+    def register_parts(self, only: str | None = None) -> None:
         """Run every registration hook, one plugin at a time; a plugin that raises is marked broken."""
         for hook_name, kind in REGISTRATION_HOOKS.items():
             for plugin_name, function in self._impls(hook_name):
+                if only is not None and plugin_name != only:
+                    continue
 
                 def register(part: Any, _kind: str = kind, _plugin: str = plugin_name) -> None:
                     self.registry.add(_kind, part, _plugin)
@@ -96,8 +115,10 @@ class Host:
                 except Exception as exc:
                     self._mark_broken(plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}")
 
-    def register_commands(self) -> None:
+    def register_commands(self, only: str | None = None) -> None:
         for plugin_name, function in self._impls("ganzoo_register_commands"):
+            if only is not None and plugin_name != only:
+                continue
 
             def register(command: Any, group: str = "train", _plugin: str = plugin_name) -> None:
                 if group not in COMMAND_GROUPS:
@@ -114,6 +135,23 @@ class Host:
 
     def group_commands(self, group: str) -> dict[str, Any]:
         return {c.command.name: c.command for c in self.commands if c.group == group}
+
+    def add(self, plugin: object, name: str | None = None) -> str:
+        """Register one more plugin on a loaded host and run its registration hooks; return its name."""
+        name = add_plugin(self, plugin, name)
+        self.plugins[name] = PluginInfo(name, hooks=_hook_names(self.pm, plugin))
+        self.register_parts(only=name)
+        self.register_commands(only=name)
+        return name
+
+    def remove(self, name: str) -> None:
+        """Undo ``add``: unregister the plugin and drop its parts and commands."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        self.registry.remove_plugin(name)
+        self.commands[:] = [c for c in self.commands if c.plugin != name]
+        self.plugins.pop(name, None)
 
 
 def _hook_names(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
@@ -137,14 +175,28 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=key)
 
 
-def load_host(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> Host:
-    """Build the host: load plugins from the ``ganzoo`` entry-point group, add ``plugins``, register parts.
+def _names(value: str) -> set[str]:
+    return {name.strip() for name in value.split(",") if name.strip()}
 
-    A plugin that fails to import, or raises while registering, is recorded as broken
-    (``host.broken()``) and the rest still load.
+
+def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plugin_files: Iterable[Path] = (),
+              environ: Mapping[str, str] | None = None) -> Host:
+    """Build the host: load plugins from the ``ganzoo`` entry-point group, then ``plugin_files``
+    (plain .py files), then ``plugins`` (objects), and register their parts.
+
+    ``GANZOO_LOAD_PLUGINS`` (in ``environ``, default ``os.environ``), when set, is a comma-separated
+    allow-list of third-party entry-point names: ganzoo's own plugins always load, others only
+    when named, so an empty value means built-ins only. ``GANZOO_DISABLE_PLUGINS`` names entry
+    points not to load, built-ins included. A plugin that fails to import, or raises while
+    registering, is recorded as broken (``host.broken()``) and the rest still load. A plugin
+    file that cannot be imported raises PluginError: the user asked for that file by name.
     """
+    environ = os.environ if environ is None else environ
+    allow = _names(environ[LOAD_VARIABLE]) if LOAD_VARIABLE in environ else None
+    disable = _names(environ.get(DISABLE_VARIABLE, ""))
     host = Host(new_plugin_manager(), Registry())
-    for ep in _entry_points() if entry_points else []:
+    found = _entry_points() if entry_points else []
+    for ep in found:
         dist = getattr(ep, "dist", None)
         info = PluginInfo(
             ep.name,
@@ -152,6 +204,12 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> H
             dist.metadata["Name"] if dist is not None else "",
             dist.version if dist is not None else "",
         )
+        if ep.name in disable:
+            host.plugins.setdefault(ep.name, replace(info, disabled=f"named in {DISABLE_VARIABLE}"))
+            continue
+        if allow is not None and info.distribution != CORE_DISTRIBUTION and ep.name not in allow:
+            host.plugins.setdefault(ep.name, replace(info, disabled=f"not named in {LOAD_VARIABLE}"))
+            continue
         if ep.name in host.plugins:
             other = host.plugins[ep.name]
             name = f"{ep.name} ({info.distribution or 'unknown distribution'})"
@@ -163,9 +221,17 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> H
             module = ep.load()
             host.pm.register(module, name=ep.name)
         except Exception as exc:
-            host.plugins[ep.name] = replace(info, error=f"failed to load: {type(exc).__name__}: {exc}")
+            host.plugins[ep.name] = replace(info, error=f"failed to load: {type(exc).__name__}: {one_line(exc)}")
             continue
         host.plugins[ep.name] = replace(info, hooks=_hook_names(host.pm, module))
+    known = {ep.name for ep in found}
+    for variable, names in ((LOAD_VARIABLE, allow or set()), (DISABLE_VARIABLE, disable)):
+        for name in sorted(names - known):
+            host.warnings.append(f"{variable} names {name!r}, which is not an installed plugin")
+    for path in plugin_files:
+        module = load_plugin_file(Path(path))
+        name = add_plugin(host, module, Path(path).stem)
+        host.plugins[name] = PluginInfo(name, f"file {path}", hooks=_hook_names(host.pm, module))
     for plugin in plugins:
         name = add_plugin(host, plugin)
         host.plugins[name] = PluginInfo(name, hooks=_hook_names(host.pm, plugin))
@@ -174,10 +240,38 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> H
     return host
 
 
+def one_line(message: object) -> str:
+    """A message on one line: errors are reported as one line each."""
+    return " / ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def add_plugin(host: Host, plugin: object, name: str | None = None) -> str:
     """Register a plugin object (module or instance) with the manager and return its name."""
     name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+    existing = host.plugins.get(name)
+    if host.pm.has_plugin(name) or (existing is not None and not existing.disabled):  # a disabled one is not loaded
+        raise PluginError(f"a plugin named {name!r} is already loaded")
     registered = host.pm.register(plugin, name=name)
     if registered is None:
-        raise ValueError(f"plugin {name!r} is already registered")
+        raise PluginError(f"plugin {name!r} is blocked")
     return registered
+
+
+def load_plugin_file(path: Path) -> ModuleType:
+    """Import a plain .py file as a plugin module (``--plugin path/to/file.py``)."""
+    if not path.exists():
+        raise PluginError(f"plugin file {path} does not exist")
+    if path.suffix != ".py" or not path.is_file():
+        raise PluginError(f"plugin file {path} is not a .py file")
+    module_name = "ganzoo_local_" + re.sub(r"\W", "_", path.stem)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"cannot load plugin file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pluggy look a module up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise PluginError(f"cannot load plugin file {path}: {type(exc).__name__}: {one_line(exc)}") from None
+    return module

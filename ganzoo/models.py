@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo.checkpoint import module_fits
-from ganzoo.errors import CheckpointError
+from ganzoo.errors import CheckpointError, GanzooError
 from ganzoo.parts import Architecture
 
 
@@ -28,19 +31,46 @@ def build_generators(arch: Architecture, n_gens: int, z_dim: int, channels: int,
     return nn.ModuleList(generators)
 
 
-def build_discriminator(arch: Architecture, channels: int, spectral: bool, seed: int) -> nn.Module:
+def make_discriminator(arch: Architecture, channels: int, outputs: int = 1) -> nn.Module:
+    """arch's D for `channels` input channels, with `outputs` logits per image (1: shape (B,))."""
+    if outputs == 1:
+        return arch.discriminator(channels)
+    if "outputs" not in inspect.signature(arch.discriminator).parameters:
+        raise GanzooError(
+            f"architecture {arch.name!r} gives one logit per image, but this input policy needs {outputs}; "
+            f"choose another --arch (its discriminator must take outputs=K)"
+        )
+    return arch.discriminator(channels, outputs=outputs)
+
+
+def build_discriminator(arch: Architecture, channels: int, spectral: bool, seed: int, outputs: int = 1) -> nn.Module:
     torch.manual_seed(seed * 7919)
-    discriminator = arch.discriminator(channels)
+    discriminator = make_discriminator(arch, channels, outputs)
     return add_spectral_norm(discriminator) if spectral else discriminator
 
 
+def distinct_parameters(modules: Iterable[nn.Module]) -> list[list[nn.Parameter]]:
+    """Each module's parameters that no earlier module holds: generators that share layers
+    (a plugin may tie them) then give every shared parameter to exactly one optimizer."""
+    seen: set[int] = set()
+    groups = []
+    for index, module in enumerate(modules):
+        own = [p for p in module.parameters() if id(p) not in seen]
+        if not own:
+            raise GanzooError(f"generator {index + 1} has no parameters of its own (every layer is shared)")
+        seen.update(id(p) for p in own)
+        groups.append(own)
+    return groups
+
+
 def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: int, z_dim: int, channels: int,
-               spectral: bool | None = None) -> None:
+               spectral: bool | None = None, d_channels: int | None = None, outputs: int = 1) -> None:
     """Raise CheckpointError unless a checkpoint's tensors fit the models its manifest describes.
 
     The models are built on the meta device (no memory, no compute) first, so that a manifest
     asking for absurd sizes (a huge z_dim, a million generators) is refused before anything big
-    is allocated. spectral=None skips the discriminator.
+    is allocated. spectral=None skips the discriminator, which has d_channels input channels
+    (default: channels) and `outputs` logits per image.
     """
     stored = {key.split(".")[1] for key in tensors if key.startswith("generator.")}
     if n_gens < 1 or stored != {str(i) for i in range(n_gens)}:
@@ -53,5 +83,5 @@ def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: 
         for i in range(n_gens):
             module_fits(f"generator.{i}", generator, tensors)
         if spectral is not None:
-            d = arch.discriminator(channels)
+            d = make_discriminator(arch, d_channels or channels, outputs)
             module_fits("discriminator", add_spectral_norm(d) if spectral else d, tensors)

@@ -45,6 +45,11 @@ class InputPolicy(Protocol):
 
     Called with D, a real batch (B, C, H, W) and a list of N fake batches of the same shape; runs
     D once on the concatenated batch and returns a PolicyOutput.
+
+    Two optional attributes tell the trainer what D the policy needs (both default to 1):
+    ``d_outputs`` K, the logits D gives per input ((B,) when 1, (B, K) otherwise), and
+    ``d_packing`` m, how many images the policy stacks on the channel axis of one D input
+    (D is then built for m * C channels).
     """
 
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor]) -> PolicyOutput: ...
@@ -98,6 +103,9 @@ class Architecture:
 
     generator(z_dim, channels) -> nn.Module mapping (B, z_dim) to (B, channels, size, size) in [-1, 1].
     discriminator(channels) -> nn.Module mapping (B, channels, size, size) to (B,) logits.
+        Policies that need K logits per image (MAD-GAN, MGAN) call it as
+        discriminator(channels, outputs=K) and expect (B, K); an architecture without the
+        ``outputs`` argument works with every one-logit policy and is refused by the others.
     """
 
     name: str
@@ -130,23 +138,30 @@ class Dataset:
     load: Callable[[str | None, Path, str], ImageData]
     default_arch: str = "dcgan28"
     takes_argument: bool = False
+    stacked_from: str | None = None  # channels are independent images of this dataset (Stacked MNIST)
+    eval_samples: int = 10_000  # samples ganzoo eval draws by default (the dataset's protocol)
 
 
 @dataclass(frozen=True)
 class ExtractorRequest:
     """What an extractor's ``load`` is given.
 
-    dataset: the dataset spec the run trained on (e.g. "mnist", "stacked-mnist").
-    load_split: ``load_split("train" | "test") -> ImageData`` for that dataset, for extractors that
-        train on it (a classifier); loading is lazy, so extractors that need no data pay nothing.
+    dataset: the dataset spec being evaluated (e.g. "mnist", "stacked-mnist").
+    channels: the channels of the images to evaluate.
+    stacked_from: for datasets whose channels are independent images of another dataset (Stacked
+        MNIST: "mnist"), that dataset's spec; else None.
+    load_split: ``load_split(spec, "train" | "test") -> ImageData``, for extractors that train on
+        data (a classifier); loading is lazy, so extractors that need no data pay nothing.
     cache_dir: where to keep trained weights (safetensors), keyed by what they were trained on.
-    retrain: rebuild the cached weights even when they exist.
+    retrain: rebuild cached weights even when they exist.
     device: where to run.
     log: one-line progress messages for people.
     """
 
     dataset: str
-    load_split: Callable[[str], ImageData]
+    channels: int
+    stacked_from: str | None
+    load_split: Callable[[str, str], ImageData]
     cache_dir: Path
     retrain: bool
     device: torch.device
@@ -158,13 +173,49 @@ class Extractor:
     """A named feature extractor for ``ganzoo eval``.
 
     load(request) -> an ``nn.Module`` in eval mode mapping images (B, C, H, W) in [-1, 1] to
-    features (B, F), with attributes ``num_features`` (F), ``fingerprint`` (a hex hash of its
-    weights, recorded with every result) and ``logits`` (a method mapping images to class logits
-    (B, K), or None when it does not classify; classes, IS and modes need it). It may also set
-    ``test_accuracy`` (float) and ``label_channels`` (True when each image channel is labelled on
-    its own, as for Stacked MNIST).
+    features (B, F), with attributes:
+
+    - ``num_features``: F;
+    - ``fingerprint``: a hex hash of its weights, recorded with every result;
+    - ``logits``: a method mapping images to class logits (B, K), or (B, C, K) when
+      ``label_channels`` is True (each channel labelled on its own, as for Stacked MNIST); None
+      when it does not classify (classes, IS and modes then are not reported);
+    - ``test_accuracy``: the classifier's accuracy on the test split, or None;
+    - ``label_channels``: see ``logits``.
     """
 
     name: str
     summary: str
     load: Callable[[ExtractorRequest], nn.Module]
+
+
+@dataclass(frozen=True)
+class TrainOption:
+    """A ``ganzoo train`` option whose value is kept in the run's ``config.options[key]``.
+
+    flag: the option as typed, e.g. "--ema".
+    key: the name in ``config.options`` (and under ``[options]`` in a config file), e.g. "ema".
+    help: one line for ``--help``; say the default the plugin uses when the option is absent.
+    type: a click type (``float``, ``int``, ``str``, ``click.Choice([...])``, ...).
+    check: ``check(value) -> value``, raising ``ganzoo.errors.GanzooError`` with a one-line
+        message for a bad value; also applied to values from a config file.
+    resume: whether the option may be given again with ``--resume`` (logging options may;
+        options that change training may not, so that a resumed run goes on exactly).
+    is_flag: an on/off flag (``--flag/--no-flag``) instead of an option with a value.
+    """
+
+    flag: str
+    key: str
+    help: str
+    type: Any = str
+    check: Callable[[Any], Any] | None = None
+    resume: bool = False
+    is_flag: bool = False
+
+    @property
+    def name(self) -> str:  # the registry's key, as for every other part
+        return self.key
+
+    @property
+    def summary(self) -> str:
+        return f"{self.flag}: {self.help}"

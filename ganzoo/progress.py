@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +31,16 @@ def metrics_text(latest: dict[str, Any]) -> str:
         f"D {latest['d_loss']:.3f}  G {latest['g_loss_mean']:.3f}  "
         f"acc {latest['d_accuracy']:.2f} (chance {latest['chance']:.2f})"
     )
+
+
+def eval_text(record: dict[str, Any]) -> str:
+    """The evaluation's headline numbers, when this epoch was evaluated (--eval-every)."""
+    parts = [f"FID {record['fid']:.2f}"] if "fid" in record else []
+    if "classes" in record:
+        parts.append(f"classes {record['classes']}")
+    if "modes" in record:
+        parts.append(f"modes {record['modes']}")
+    return "  " + "  ".join(parts) if parts else ""
 
 
 class ProgressObserver:
@@ -58,7 +75,7 @@ class ProgressObserver:
     def ganzoo_on_epoch_end(self, trainer, epoch, metrics):
         self.progress.console.print(
             f"epoch {epoch}: {metrics_text(metrics)}  gap {metrics['loss_gap']:.3f}  "
-            f"{metrics['images_per_s']:.0f} img/s"
+            f"{metrics['images_per_s']:.0f} img/s{eval_text(metrics)}"
         )
 
     def close(self) -> None:
@@ -70,9 +87,13 @@ def summary_table(record: dict[str, Any], trainer) -> Table:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("epoch / step", f"{record.get('epoch', 0)} / {record.get('step', trainer.step)}")
-    for key in ("d_loss", "g_loss_mean", "loss_gap", "d_accuracy", "chance", "images_per_s"):
+    for key in ("d_loss", "g_loss_mean", "loss_gap", "d_accuracy", "chance", "images_per_s", "fid", "kid", "precision",
+                "recall", "density", "coverage", "class_kl", "inception_score", "modes_kl"):
         if key in record:
             table.add_row(key, f"{record[key]:.4f}")
+    for key in ("classes", "modes"):
+        if key in record:
+            table.add_row(key, str(record[key]))
     if "g_loss" in record:
         table.add_row("g_loss per generator", ", ".join(f"{v:.4f}" for v in record["g_loss"]))
     table.add_row("run directory", record.get("run_dir", ""))

@@ -7,7 +7,7 @@ from typing import Any
 
 from ganzoo.errors import DuplicateNameError, UnknownNameError
 
-KINDS = ("strategy", "input policy", "aggregation", "architecture", "dataset", "extractor")
+KINDS = ("strategy", "input policy", "aggregation", "architecture", "dataset", "extractor", "train option")
 
 
 @dataclass(frozen=True)

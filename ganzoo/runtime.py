@@ -1,4 +1,5 @@
-"""Process-wide settings a training run applies when it starts (never at import time).
+"""Process-wide settings a run applies when it starts (never at import time): malloc tuning, and
+stopping with a parent ganzoo compare.
 
 glibc's malloc hands large activation buffers back to the kernel after every step and page-faults
 them in again on the next; raising its mmap and trim thresholds keeps them in the heap. Measured
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import signal
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -27,3 +29,22 @@ def tune_malloc() -> bool:
     except OSError:
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_parent() -> None:
+    """When GANZOO_STOP_WITH_PARENT names a process id (ganzoo compare sets it for its runs), ask
+    Linux to send this process SIGTERM when that parent dies, so that a killed compare leaves no
+    orphan training: each run checkpoints and stops, and the next compare resumes it."""
+    parent = os.environ.get("GANZOO_STOP_WITH_PARENT")
+    if not parent or platform.system() != "Linux":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if str(os.getppid()) != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -1,4 +1,8 @@
-"""Sampling from a saved run: rebuild the generators from the checkpoint's manifest through the registry."""
+"""Sampling from a saved run: rebuild the generators from the checkpoint's manifest through the registry.
+
+Besides the trained weights (``generator.<i>.*``) a checkpoint may hold other sets that plugins
+saved as ``<set>.generator.<i>.*`` (the ema plugin's ``ema``); sampling prefers such a set.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,36 @@ from ganzoo.images import grid, png_bytes
 from ganzoo.models import build_generators, check_fits
 from ganzoo.trainer import require_parts, resolve_device, sample_blocks
 
+RAW = "raw"
 
-def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[torch.nn.ModuleList, dict]:
+
+def weight_sets(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the extra generator weight sets in a checkpoint's tensors, sorted."""
+    return sorted({key.split(".generator.0.")[0] for key in tensors
+                   if ".generator.0." in key and not key.startswith(("optimizer.", "generator.", "discriminator."))})
+
+
+def choose_weights(tensors: dict[str, torch.Tensor], weights: str) -> str:
+    """'auto' -> the first extra set when there is one, else 'raw'; a named set must exist."""
+    sets = weight_sets(tensors)
+    if weights == "auto":
+        return sets[0] if sets else RAW
+    if weights != RAW and weights not in sets:
+        have = ", ".join([RAW, *sets])
+        raise GanzooError(f"this checkpoint has no {weights!r} generator weights (it has: {have})")
+    return weights
+
+
+def load_generators(host: Host, checkpoint: Path, device: str = "cpu", weights: str = "auto") -> tuple[torch.nn.ModuleList, dict]:
+    """The run's generators in eval-ready form, and its manifest. ``weights``: "auto" (a saved set
+    such as ``ema`` when present, else the trained weights), "raw", or a set's name; the manifest
+    returned has the choice under "weights"."""
     target = resolve_device(device)
     tensors, manifest = read_checkpoint(checkpoint)
+    chosen = choose_weights(tensors, weights)
+    if chosen != RAW:  # read the set under the trained weights' names: the same checks apply
+        start = chosen + "."
+        tensors = {**tensors, **{k[len(start):]: v for k, v in tensors.items() if k.startswith(start + "generator.")}}
     with manifest_fields(str(checkpoint)):
         require_parts(host, manifest, ("architecture",))
         config = manifest["config"]
@@ -27,12 +57,13 @@ def load_generators(host: Host, checkpoint: Path, device: str = "cpu") -> tuple[
     generators = build_generators(arch, n_gens, z_dim, channels, 0)
     for i, g in enumerate(generators):
         load_module(f"generator.{i}", g, tensors)
-    return generators.to(target), manifest
+    return generators.to(target), {**manifest, "weights": chosen}
 
 
 def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: int | None = None,
-                columns: int = 8, seed: int = 0, device: str = "cpu") -> Path:
-    generators, manifest = load_generators(host, run_dir, device)
+                columns: int = 8, seed: int = 0, device: str = "cpu", weights: str = "auto") -> tuple[Path, str]:
+    """Write a grid of `count` samples per generator to `out`; return it and the weights used."""
+    generators, manifest = load_generators(host, run_dir, device, weights)
     n = len(generators)
     if generator is not None and generator > n:
         raise GanzooError(f"--generator {generator}: this run has {n} generator{'s' if n > 1 else ''}")
@@ -48,4 +79,4 @@ def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: 
     if not out.parent.is_dir():
         raise GanzooError(f"output folder {out.parent} does not exist")
     write_atomic(out, png_bytes(grid(blocks, columns=columns)))
-    return out
+    return out, manifest["weights"]

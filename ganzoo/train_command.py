@@ -18,12 +18,12 @@ from typing import Any
 import click
 import torch
 
-from ganzoo import __version__, rundir
+from ganzoo import __version__, rundir, train_options
 from ganzoo.checkpoint import read_checkpoint
 from ganzoo.config import make_config, read_config_file
 from ganzoo.errors import GanzooError, StopRequested
-from ganzoo.parts import Strategy
-from ganzoo.runtime import tune_malloc
+from ganzoo.parts import Strategy, TrainOption
+from ganzoo.runtime import stop_with_parent, tune_malloc
 from ganzoo.trainer import Trainer, check_resumable, config_from_checkpoint
 
 COMMON_OPTIONS = [
@@ -46,6 +46,9 @@ COMMON_OPTIONS = [
     click.option("--keep-last", type=int, default=None, help="With M > 1, also keep the M newest checkpoints under checkpoints/. [default: 1]"),
     click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None,
                  help="On a NaN/Inf loss or weight: stop, or reload the last checkpoint with half the learning rate (up to 3 times). [default: stop]"),
+    click.option("--eval-every", type=int, default=None, help="Evaluate every K epochs (FID, KID, classes... as ganzoo eval) into metrics.jsonl. [default: 0, never]"),
+    click.option("--eval-n", type=int, default=None, help="Samples per evaluation during training. [default: 2000]"),
+    click.option("--eval-features", default=None, help="Feature extractor for those evaluations (ganzoo list extractors). [default: lenet]"),
     click.option("--deterministic/--no-deterministic", default=None, help="Deterministic torch kernels, for bit-exact reruns and resumes. [default: off]"),
     click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory. [default: runs/<strategy>-<timestamp>]"),
     click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="TOML file of settings; options given here win."),
@@ -55,11 +58,16 @@ COMMON_OPTIONS = [
 ]
 
 NOT_SETTINGS = {"out", "config_file", "resume", "quiet", "as_json"}
-RESUME_MAY_CHANGE = {"epochs", "steps", "device", "log_every", "checkpoint_every", "keep_last", "on_nan", "deterministic"}
+RESUME_MAY_CHANGE = {"epochs", "steps", "device", "log_every", "checkpoint_every", "keep_last", "on_nan", "deterministic",
+                     "eval_every", "eval_n", "eval_features"}
 
 
-def strategy_command(strategy: Strategy, options: Sequence[Callable] = ()) -> click.Command:
-    """A ``ganzoo train <strategy.name>`` command with the common options plus the strategy's own."""
+def strategy_command(strategy: Strategy, options: Sequence[Callable | TrainOption] = ()) -> click.Command:
+    """A ``ganzoo train <strategy.name>`` command with the common options plus the strategy's own.
+
+    ``options`` are click option decorators (for TrainConfig fields) or ``TrainOption`` objects
+    (for settings kept in ``config.options``).
+    """
 
     def callback(**values: Any) -> None:
         ctx = click.get_current_context()
@@ -73,7 +81,8 @@ def strategy_command(strategy: Strategy, options: Sequence[Callable] = ()) -> cl
         context_settings={"help_option_names": ["-h", "--help"], "show_default": False},
     )
     for option in [*COMMON_OPTIONS, *options]:  # on a Command, click.option appends: keep this order
-        command = option(command)
+        command = train_options.decorator(option)(command)
+    command.ganzoo_strategy = strategy  # marks it as taking the plugins' train options too
     return command
 
 
@@ -104,8 +113,11 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
     host = get_host(ctx)
     warn_broken(host)
     ctx.meta["ganzoo.malloc_tuned"] = tune_malloc()
+    stop_with_parent()
+    given_options, known_options = train_options.take_option_values(ctx.command, values)
     given = {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}
     if values["resume"] is not None:
+        train_options.refuse_resume_changes(given_options, known_options)
         run_dir = Path(values["resume"])
         if values["out"] is not None and Path(values["out"]) != run_dir:
             raise GanzooError("--resume continues the run in place; drop --out")
@@ -120,25 +132,33 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         tensors, manifest = read_checkpoint(run_dir / rundir.CHECKPOINT)
         if manifest.get("strategy") != strategy.name:
             raise GanzooError(f"{run_dir} is a {manifest.get('strategy')} run; resume it with: ganzoo train {manifest.get('strategy')} --resume {run_dir}")
-        config = config_from_checkpoint(manifest, **given)
+        config = config_from_checkpoint(manifest, **given, **({"options": given_options} if given_options else {}))
+        config = train_options.check_options(config, known_options)
         check_resumable(host, manifest, tensors, config)
     else:
         file_settings = read_config_file(values["config_file"]) if values["config_file"] else {}
-        config = make_config(strategy.name, strategy.defaults, file_settings, given)
+        config = make_config(strategy.name, strategy.defaults, file_settings, given, {"options": given_options})
+        config = train_options.check_options(config, known_options)
         run_dir = rundir.check(values["out"] or rundir.default_run_dir(strategy.name), resume=False)
 
     resume = values["resume"] is not None
+    quiet = values["quiet"]
+
+    def log(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
     if not resume:
-        trainer = _trainer(config, host, run_dir, resume=False)
+        trainer = _trainer(config, host, run_dir, resume=False, log=log)
         rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
     with rundir.RunLock(run_dir):
         if resume:  # under the lock: restoring trims metrics.jsonl, which a live run may be appending to
-            trainer = _trainer(config, host, run_dir, resume=True)
+            trainer = _trainer(config, host, run_dir, resume=True, log=log)
         return _train_locked(ctx, strategy, values, trainer, run_dir, config)
 
 
-def _trainer(config: Any, host: Any, run_dir: Path, *, resume: bool) -> Trainer:
-    trainer = Trainer(config, host, run_dir, resume=resume)
+def _trainer(config: Any, host: Any, run_dir: Path, *, resume: bool, log: Callable[[str], None]) -> Trainer:
+    trainer = Trainer(config, host, run_dir, resume=resume, log=log)
     if trainer.step >= trainer.total_steps:
         raise GanzooError(
             f"{run_dir} is already at step {trainer.step} (epoch {trainer.epoch}); "

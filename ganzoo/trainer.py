@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from ganzoo.errors import (
 from ganzoo.files import write_atomic
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
-from ganzoo.models import build_discriminator, build_generators, check_fits
+from ganzoo.models import build_discriminator, build_generators, check_fits, distinct_parameters
 from ganzoo import rundir
 
 
@@ -74,6 +75,14 @@ def parts_plugins(host: Host, config: TrainConfig, arch: str) -> dict[str, dict[
     return {kind: {"name": name, "plugin": host.registry.entry(kind, name).plugin} for kind, name in used.items()}
 
 
+def discriminator_shape(policy: Any) -> tuple[int, int]:
+    """(packing, outputs) the input policy asks of D: images stacked per input, logits per input."""
+    packing, outputs = int(getattr(policy, "d_packing", 1)), int(getattr(policy, "d_outputs", 1))
+    if packing < 1 or outputs < 1:
+        raise GanzooError(f"the input policy asks for a D with packing {packing} and {outputs} outputs; both must be at least 1")
+    return packing, outputs
+
+
 def require_parts(host: Host, manifest: dict[str, Any], kinds: tuple[str, ...]) -> None:
     """Raise PluginMissingError naming the plugin a checkpoint needs when its part is not registered."""
     for kind in kinds:
@@ -89,8 +98,10 @@ def require_parts(host: Host, manifest: dict[str, Any], kinds: tuple[str, ...]) 
 class Trainer:
     """Builds a run from a TrainConfig (or resumes one) and trains it."""
 
-    def __init__(self, config: TrainConfig, host: Host, run_dir: Path, *, resume: bool = False):
+    def __init__(self, config: TrainConfig, host: Host, run_dir: Path, *, resume: bool = False,
+                 log: Callable[[str], None] | None = None):
         self.config, self.host, self.run_dir = config, host, Path(run_dir)
+        self.log = log or (lambda _: None)
         registry = host.registry
         registry.get("strategy", config.strategy)
         dataset = registry.get("dataset", config.dataset.partition(":")[0])
@@ -117,12 +128,17 @@ class Trainer:
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch
 
         channels = self.image_shape[0]
+        self.d_packing, self.d_outputs = discriminator_shape(self.policy)
         self.generators = build_generators(arch, config.n_gens, config.z_dim, channels, config.seed).to(self.device)
-        self.discriminator = build_discriminator(arch, channels, config.spectral_norm, config.seed).to(self.device)
+        self.discriminator = build_discriminator(
+            arch, channels * self.d_packing, config.spectral_norm, config.seed, self.d_outputs
+        ).to(self.device)
+        self.notify("ganzoo_on_models_built", trainer=self)  # plugins may tie layers before the optimizers exist
         betas = (config.beta1, config.beta2)
-        self.g_optimizers = [torch.optim.Adam(g.parameters(), lr=config.lr, betas=betas) for g in self.generators]
+        own_params = distinct_parameters(self.generators)
+        self.g_optimizers = [torch.optim.Adam(params, lr=config.lr, betas=betas) for params in own_params]
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
-        self.g_params = [p for g in self.generators for p in g.parameters()]
+        self.g_params = [p for params in own_params for p in params]
 
         torch.manual_seed(config.seed)
         self.z_rng = torch.Generator(self.device).manual_seed(config.seed)
@@ -138,6 +154,14 @@ class Trainer:
         self._reset_metrics()
         if resume:
             self._restore()
+        self.evaluator = None
+        if config.eval_every:  # built now, so a missing extractor fails before any training
+            from ganzoo.evaluate import build_evaluator
+
+            self.evaluator = build_evaluator(
+                host, config.dataset, features=config.eval_features, data_root=Path(config.data_root) if config.data_root else None,
+                device=self.device, log=self.log,
+            )
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -257,7 +281,8 @@ class Trainer:
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
             except Exception as exc:
                 plugin = self.host.pm.get_name(impl.plugin)
-                raise PluginError(f"plugin {plugin!r} raised in {hook_name} at step {self.step}: {type(exc).__name__}: {exc}") from exc
+                step = getattr(self, "step", 0)  # ganzoo_on_models_built runs before the counters exist
+                raise PluginError(f"plugin {plugin!r} raised in {hook_name} at step {step}: {type(exc).__name__}: {exc}") from exc
 
     def _reset_metrics(self) -> None:
         self._sums = torch.zeros(2 + self.config.n_gens, device=self.device)
@@ -299,6 +324,8 @@ class Trainer:
             "images_per_s": steps_here * self.config.n_dis * self.config.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
         }
+        if self.evaluator is not None and not partial and self.epoch % self.config.eval_every == 0:
+            record.update(self.evaluate())
         self.latest = record
         rundir.append_metrics(self.run_dir, record)
         self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
@@ -308,6 +335,22 @@ class Trainer:
         if not partial:
             self.notify("ganzoo_on_epoch_end", trainer=self, epoch=self.epoch, metrics=record)
         return record
+
+    def evaluate(self) -> dict[str, Any]:
+        """The evaluator's metrics of ``eval_n`` samples (same z every time), flattened for metrics.jsonl."""
+        started = time.perf_counter()
+        result = self.evaluator(self.generators, n=self.config.eval_n, seed=self.config.seed, z_dim=self.config.z_dim)
+        flat = {k: v for k, v in result.items() if isinstance(v, (int, float))}
+        if "class_histogram" in result:
+            flat["class_histogram"] = result["class_histogram"]
+        for i, scores in enumerate(result.get("generators", [])):
+            for key in ("fid", "classes", "modes", "class_histogram"):
+                if key in scores:
+                    flat.setdefault(f"{key}_per_generator", []).append(scores[key])
+        protocol = result["protocol"]
+        flat["eval_protocol"] = {k: protocol[k] for k in ("extractor", "extractor_fingerprint", "split", "n_real", "n_fake", "seed")}
+        flat["eval_seconds"] = time.perf_counter() - started
+        return flat
 
     # -- samples --------------------------------------------------------------------------------
 
@@ -331,6 +374,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "architecture": self.arch_name,
             "image_shape": list(self.image_shape),
+            "discriminator": {"packing": self.d_packing, "outputs": self.d_outputs},
             "data_source": self.data_source,
             "parts": parts_plugins(self.host, self.config, self.arch_name),
             "step": self.step,
@@ -359,7 +403,13 @@ class Trainer:
     def save(self) -> Path:
         """Write checkpoint.safetensors (and, with keep_last > 1, the keep_last newest under checkpoints/)."""
         path = self.run_dir / rundir.CHECKPOINT
-        data = encode_checkpoint(self.tensors(), self.manifest())
+        tensors = self.tensors()
+        extra: dict[str, Tensor] = {}
+        self.notify("ganzoo_on_checkpoint_save", trainer=self, tensors=extra)
+        taken = sorted(set(extra) & set(tensors))
+        if taken:
+            raise PluginError(f"a plugin's checkpoint tensors use names the trainer's state uses: {', '.join(taken[:3])}")
+        data = encode_checkpoint({**tensors, **extra}, self.manifest())
         write_atomic(path, data)
         if self.config.keep_last > 1:
             rundir.keep_copy(self.run_dir, self.step, data, self.config.keep_last)
@@ -375,6 +425,7 @@ class Trainer:
             raise CheckpointError(f"{self.run_dir} is a {manifest.get('strategy')} run, not {self.config.strategy}")
         with manifest_fields(str(self.run_dir)):
             self._load_state(tensors, manifest)
+        self.notify("ganzoo_on_checkpoint_load", trainer=self, tensors=tensors)
         # Records written after this checkpoint (a crash between the two) would be counted twice.
         rundir.trim_metrics(self.run_dir, self.step)
 
@@ -417,7 +468,9 @@ def check_resumable(host: Host, manifest: dict[str, Any], tensors: dict[str, Ten
     with manifest_fields():
         arch = host.registry.get("architecture", manifest["architecture"])
         channels = int(manifest["image_shape"][0])
-    check_fits(arch, tensors, n_gens=config.n_gens, z_dim=config.z_dim, channels=channels, spectral=config.spectral_norm)
+    packing, outputs = discriminator_shape(host.registry.get("input policy", config.policy).build(config))
+    check_fits(arch, tensors, n_gens=config.n_gens, z_dim=config.z_dim, channels=channels, spectral=config.spectral_norm,
+               d_channels=channels * packing, outputs=outputs)
 
 
 def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainConfig:

@@ -32,3 +32,20 @@ def small_run(host, tmp_path):
         return trainer
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ganzoo_cache(tmp_path_factory):
+    """One cache folder for the session (classifier weights, real features), never the user's:
+    the MNIST classifier is trained once per test session, subprocesses included.
+    GANZOO_TEST_CACHE=DIR reuses a folder across sessions (for quicker local reruns)."""
+    import os
+
+    folder = Path(os.environ.get("GANZOO_TEST_CACHE") or tmp_path_factory.mktemp("ganzoo-cache"))
+    before = os.environ.get("GANZOO_CACHE")
+    os.environ["GANZOO_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("GANZOO_CACHE", None)
+    else:
+        os.environ["GANZOO_CACHE"] = before

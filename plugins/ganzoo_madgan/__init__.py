@@ -1,0 +1,56 @@
+"""MAD-GAN (Ghosh et al. 2018): N generators, one D with an (N+1)-way softmax (real, or made by G_i).
+
+The loss is in policy.py. Each generator minimises its own loss (the ``independent`` aggregation).
+"""
+
+from __future__ import annotations
+
+import click
+
+from ganzoo import hookimpl
+from ganzoo.parts import NamedFactory, Strategy
+
+STRATEGY = Strategy(
+    name="madgan",
+    summary="MAD-GAN: N generators, D tells real from 'made by G_i' with an (N+1)-way softmax",
+    defaults={
+        "policy": "madgan",
+        "aggregation": "independent",
+        "n_gens": 3,
+        "shared_z": False,
+        "spectral_norm": False,
+        "lr": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "n_dis": 1,
+    },
+    sources=(
+        "(N+1)-way D and G_i's cross-entropy towards the real class: Ghosh et al. 2018; "
+        "Adam 2e-4, betas (0.5, 0.999), batch 64: DCGAN (Radford et al. 2016)"
+    ),
+)
+
+OPTIONS = [
+    click.option("--n-gens", type=int, default=None, help="Number of generators N (>= 1). [default: 3]"),
+    click.option("--shared-z/--no-shared-z", default=None, help="Feed every generator the same z. [default: each its own]"),
+    click.option("--spectral-norm/--no-spectral-norm", default=None, help="Spectral-normalise D. [default: off]"),
+]
+
+
+@hookimpl
+def ganzoo_register_strategies(register):
+    register(STRATEGY)
+
+
+@hookimpl
+def ganzoo_register_input_policies(register):
+    from ganzoo_madgan.policy import MadganPolicy
+
+    register(NamedFactory("madgan", "D classifies each image as real or made by G_i: (N+1)-way softmax", lambda config: MadganPolicy(config.n_gens)))
+
+
+@hookimpl
+def ganzoo_register_commands(register):
+    from ganzoo.train_command import strategy_command
+
+    register(strategy_command(STRATEGY, OPTIONS), group="train")

@@ -1,0 +1,77 @@
+"""MGAN (Hoang et al. 2018): N generators, D with a binary head and an N-way classifier head.
+
+The loss is in policy.py; the layer sharing (all but each generator's first layer) in sharing.py.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ganzoo import hookimpl
+from ganzoo.parts import NamedFactory, Strategy, TrainOption
+from ganzoo.train_options import boolean_check, number_check
+
+BETA = 0.01  # the paper's default weight of the classifier term in G's loss
+
+STRATEGY = Strategy(
+    name="mgan",
+    summary="MGAN: N generators, D's binary head plus an N-way classifier head; G adds beta * CE",
+    defaults={
+        "policy": "mgan",
+        "aggregation": "mean",
+        "n_gens": 10,
+        "shared_z": False,
+        "spectral_norm": False,
+        "lr": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "n_dis": 1,
+        "options": {"mgan_beta": BETA, "share_layers": True},
+    },
+    sources=(
+        "K = 10 generators, beta 0.01, generators sharing all but the first layer: Hoang et al. 2018; "
+        "Adam 2e-4, betas (0.5, 0.999), batch 64: DCGAN (Radford et al. 2016)"
+    ),
+)
+
+OPTIONS = [
+    click.option("--n-gens", type=int, default=None, help="Number of generators K (>= 1). [default: 10]"),
+    TrainOption("--beta", "mgan_beta", "Weight of the classifier's cross-entropy in G's loss. [default: 0.01]",
+                type=float, check=number_check(0.0, 1000.0, flag="--beta")),
+    TrainOption("--share-layers", "share_layers", "Generators share every layer but their first (z -> h). [default: share]",
+                is_flag=True, check=boolean_check("--share-layers")),
+    click.option("--shared-z/--no-shared-z", default=None, help="Feed every generator the same z. [default: each its own]"),
+    click.option("--spectral-norm/--no-spectral-norm", default=None, help="Spectral-normalise D. [default: off]"),
+]
+
+
+@hookimpl
+def ganzoo_register_strategies(register):
+    register(STRATEGY)
+
+
+@hookimpl
+def ganzoo_register_input_policies(register):
+    from ganzoo_mgan.policy import MganPolicy
+
+    register(NamedFactory(
+        "mgan",
+        "D's binary head plus an N-way classifier head on fakes; G_i's loss adds beta * CE",
+        lambda config: MganPolicy(config.n_gens, float(config.options.get("mgan_beta", BETA))),
+    ))
+
+
+@hookimpl
+def ganzoo_on_models_built(trainer):
+    # The option is read from any run, so --config files can share layers under other strategies too.
+    if trainer.config.options.get("share_layers") and len(trainer.generators) > 1:
+        from ganzoo_mgan.sharing import share_all_but_first_layer
+
+        share_all_but_first_layer(trainer.generators)
+
+
+@hookimpl
+def ganzoo_register_commands(register):
+    from ganzoo.train_command import strategy_command
+
+    register(strategy_command(STRATEGY, OPTIONS), group="train")
