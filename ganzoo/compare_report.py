@@ -176,8 +176,8 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
               + f", evaluated every {settings['eval_every']} epoch(s) on {settings['eval_n']} samples, final evaluation on "
               f"{settings['final_n']} samples, features {features}",
               f"- machine: {machine()}",
-              f"- written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; training and evaluation in the runs took "
-              f"{sum(r['wall_minutes'] for rs in runs.values() for r in rs):.0f} min in all; this invocation {wall_seconds / 60:.1f} min", ""]
+              (f"- written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; training and evaluation in the runs took "
+               f"{sum(r['wall_minutes'] for rs in runs.values() for r in rs):.0f} min in all; this invocation {wall_seconds / 60:.1f} min"), ""]
     protocol = next((r["protocol"] for rs in runs.values() for r in rs if "protocol" in r), None)
     if protocol:
         accuracy = protocol.get("extractor_test_accuracy")
@@ -283,27 +283,29 @@ def curve_lines(runs: dict[str, list[dict[str, Any]]], base_label: str | None) -
 
 
 def share_lines(out: Path, runs: dict[str, list[dict[str, Any]]], seeds: int, features: str) -> list[str]:
-    """Per generator of multi-generator runs (final evaluation): FID, coverage and who makes each class."""
-    lines: list[str] = []
+    """Per generator of multi-generator runs (final evaluation): FID, coverage and, with classes,
+    who makes each class."""
+    rows: list[tuple[str, int, int, dict[str, Any], list[dict[str, Any]]]] = []
     for label in runs:
         for seed in range(seeds):
-            r = run_summary(out / "runs" / label / f"seed-{seed}", features)
-            for i, g in enumerate((r or {}).get("final_generators", []), 1):
-                covered = g.get("classes", g.get("modes"))
-                if "class_histogram" in g:
-                    histogram = g["class_histogram"]
-                    totals = [sum(c) for c in zip(*(h["class_histogram"] for h in r["final_generators"]))]
-                    shares = " ".join("-" if t == 0 else f"{100 * c / t:.0f}" for c, t in zip(histogram, totals))
-                else:
-                    shares = ""
-                lines.append(f"| {label} | {seed} | {i} | {g['fid']:.2f} | {covered} | {shares} |")
-    if not lines:
+            generators = (run_summary(out / "runs" / label / f"seed-{seed}", features) or {}).get("final_generators", [])
+            rows += [(label, seed, i, g, generators) for i, g in enumerate(generators, 1)]
+    if not rows:
         return []
-    head = ["", "## How the generators share the work (final evaluation)", "",
-            "Per generator: FID on its own samples, classes (or modes) it covers, and for each class 0..9 the",
-            "percentage of that class's samples it made (a clean split shows 100s and 0s).", "",
-            "| configuration | seed | generator | FID | covered | share of classes 0..9 (%) |", "|---|---|---|---|---|---|"]
-    return head + lines
+    with_classes = all("class_histogram" in g for *_, g, _ in rows)
+    lines = ["", "## How the generators share the work (final evaluation)", "",
+             ("Per generator: FID on its own samples and the classes (or modes) it covers"
+              + ("; for each class 0..9, the percentage of that class's samples it made (a clean split shows 100s and 0s)."
+                 if with_classes else ".")),
+             "", "| configuration | seed | generator | FID | covered |" + (" share of classes 0..9 (%) |" if with_classes else ""),
+             "|---|---|---|---|---|" + ("---|" if with_classes else "")]
+    for label, seed, i, g, generators in rows:
+        line = f"| {label} | {seed} | {i} | {g['fid']:.2f} | {g.get('classes', g.get('modes'))} |"
+        if with_classes:
+            totals = [sum(c) for c in zip(*(h["class_histogram"] for h in generators))]
+            line += " " + " ".join("-" if t == 0 else f"{100 * c / t:.0f}" for c, t in zip(g["class_histogram"], totals)) + " |"
+        lines.append(line)
+    return lines
 
 
 def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: dict[str, str]) -> list[str]:

