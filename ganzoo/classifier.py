@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ganzoo.checkpoint import read_checkpoint, save_checkpoint
 from ganzoo.errors import CheckpointError
+from ganzoo.images import to_unit
 from ganzoo.parts import ImageData
 
 RECIPE = "lenet-v1: conv32-conv64-fc128, Adam 1e-3 batch 128, 3 epochs, lr x0.1 for the last, seed 0"
@@ -48,11 +49,6 @@ class LeNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
-
-
-def to_unit(images: Tensor) -> Tensor:
-    """uint8 images to float in [-1, 1], the generators' range."""
-    return images.float().div(127.5).sub(1.0)
 
 
 def data_hash(data: ImageData) -> str:

@@ -165,7 +165,8 @@ def machine() -> str:
 def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, Any], *, baseline: str | None = None,
                  wall_seconds: float = 0.0, errors: dict[str, str] | None = None) -> Path:
     features = settings["features"]
-    runs = {s.label: [r for seed in range(seeds) if (r := run_summary(out / "runs" / s.label / f"seed-{seed}", features))] for s in specs}
+    by_seed = {(s.label, seed): run_summary(out / "runs" / s.label / f"seed-{seed}", features) for s in specs for seed in range(seeds)}
+    runs = {s.label: [r for seed in range(seeds) if (r := by_seed[s.label, seed])] for s in specs}
     strategies = {s.label: s.strategy for s in specs}
     base_label = baseline or next((s.label for s in specs if s.strategy == "sngan"), None)
     state = json.loads((out / "compare.json").read_text()) if (out / "compare.json").exists() else {}
@@ -215,14 +216,14 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
     lines += ["## Runs", "", "| configuration | seed | epochs | final FID | best FID | loss gap | D acc | wall (min) |", "|---|---|---|---|---|---|---|---|"]
     for label, rs in runs.items():
         for seed in range(seeds):
-            r = run_summary(out / "runs" / label / f"seed-{seed}", features)
+            r = by_seed[label, seed]
             if r is None:
                 lines.append(f"| {label} | {seed} | missing | | | | | |")
                 continue
             fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"
             lines.append(f"| {label} | {seed} | {r['epochs'][-1]} | {fmt(r.get('final_fid'), 2)} | {fmt(r['best_fid'], 2)} | "
                          f"{r['loss_gap']:.3f} | {r['d_accuracy_final']:.3f} | {r['wall_minutes']:.1f} |")
-    lines += share_lines(out, runs, seeds, features)
+    lines += share_lines(by_seed)
     if errors:
         lines += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in errors.items()]
     report = out / "report.md"
@@ -282,14 +283,13 @@ def curve_lines(runs: dict[str, list[dict[str, Any]]], base_label: str | None) -
     return lines + [""]
 
 
-def share_lines(out: Path, runs: dict[str, list[dict[str, Any]]], seeds: int, features: str) -> list[str]:
+def share_lines(by_seed: dict[tuple[str, int], dict[str, Any] | None]) -> list[str]:
     """Per generator of multi-generator runs (final evaluation): FID, coverage and, with classes,
     who makes each class."""
     rows: list[tuple[str, int, int, dict[str, Any], list[dict[str, Any]]]] = []
-    for label in runs:
-        for seed in range(seeds):
-            generators = (run_summary(out / "runs" / label / f"seed-{seed}", features) or {}).get("final_generators", [])
-            rows += [(label, seed, i, g, generators) for i, g in enumerate(generators, 1)]
+    for (label, seed), summary in by_seed.items():
+        generators = (summary or {}).get("final_generators", [])
+        rows += [(label, seed, i, g, generators) for i, g in enumerate(generators, 1)]
     if not rows:
         return []
     with_classes = all("class_histogram" in g for *_, g, _ in rows)

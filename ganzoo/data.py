@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ganzoo.errors import DataError
+from ganzoo.images import to_unit
 from ganzoo.parts import ImageData
 from ganzoo.registry import Registry
 
@@ -103,4 +104,4 @@ class Batches:
             self._order = order.to(self.images.device)
             self._epoch = epoch
         take = self._order[position * self.batch_size : (position + 1) * self.batch_size]
-        return self.images.index_select(0, take).float().div_(127.5).sub_(1.0)
+        return to_unit(self.images.index_select(0, take))

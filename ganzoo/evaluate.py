@@ -20,10 +20,11 @@ from torch import Tensor, nn
 
 from ganzoo import __version__, metrics
 from ganzoo.checkpoint import read_checkpoint, save_checkpoint
-from ganzoo.classifier import data_hash, to_unit
+from ganzoo.classifier import data_hash
 from ganzoo.data import default_root, load_data
 from ganzoo.errors import GanzooError
 from ganzoo.host import Host
+from ganzoo.images import to_unit
 from ganzoo.parts import ExtractorRequest, ImageData
 
 BATCH = 500

@@ -36,3 +36,8 @@ def png_bytes(pixels: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float in [-1, 1], the generators' range (the inverse of ``grid``'s scaling)."""
+    return images.float().div_(127.5).sub_(1.0)

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from torch import nn
 
 from ganzoo import hookimpl
-from ganzoo.classifier import to_unit
 from ganzoo.cli import cli
 from ganzoo.data import default_root, load_data
 from ganzoo.evaluate import build_evaluator
 from ganzoo.host import load_host
+from ganzoo.images import to_unit
 from ganzoo.parts import Extractor
 
 
