@@ -9,7 +9,7 @@ DEMO_DIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_EPOCHS ?= 1
 TEST_RUN := $(shell mktemp -u /tmp/ganzoo-example-XXXXXX)
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ test: install
 	$(BIN)/ganzoo train lsgan --steps 3 --limit-data 256 --batch-size 32 --device cpu --out $(TEST_RUN) --quiet
 	rm -rf $(TEST_RUN)
 	$(BIN)/python -m pytest -q
+
+# Ratios measured side by side (benchmarks/bench.py; docs/performance.md); about 10 minutes on 2 cores.
+bench: install
+	$(BIN)/python benchmarks/bench.py --markdown benchmarks/latest.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -51,6 +51,10 @@ class TrainConfig:
     eval_every: int = 0  # K > 0: evaluate every K epochs (ganzoo eval's metrics) into metrics.jsonl
     eval_n: int = 2000  # samples per evaluation during training
     eval_features: str = "lenet"  # the feature extractor of those evaluations
+    amp: str = "auto"  # bf16 autocast: "bf16", "off", or "auto" (on where the hardware has native bf16)
+    vmap: str = "auto"  # the N generators as one vmapped call: "on", "off", or "auto" (on for CUDA)
+    compile: bool = False  # torch.compile the networks (measured slower on CPU; see docs/performance.md)
+    channels_last: bool = False  # channels-last memory format for the networks
     options: dict[str, Any] = field(default_factory=dict)  # free-form settings for third-party parts
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +128,9 @@ def validate(config: TrainConfig) -> None:
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise GanzooError(f"{name} must be in [0, 1), got {getattr(config, name)}")
+    for name, choices in (("amp", ("auto", "bf16", "off")), ("vmap", ("auto", "on", "off"))):
+        if getattr(config, name) not in choices:
+            raise GanzooError(f"{name} must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
         raise GanzooError(f"device must be auto, cpu or cuda, got {config.device!r}")
 

@@ -3,7 +3,8 @@
 Registration hooks get a ``register`` callback and are called once per CLI invocation (or per
 ``ganzoo.host.load_host()`` call), each plugin separately so that one broken plugin is reported by
 name and the others still load. Observer hooks are called by the trainer with keyword arguments,
-trainer first, and return nothing.
+trainer first, and return nothing. Under ``torchrun``, the hooks that observe a run are called on
+rank 0 only (the rank that writes the run directory); those that shape the models on every rank.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def ganzoo_on_train_start(trainer):
     :param trainer: the ``ganzoo.trainer.Trainer``; ``trainer.config``, ``trainer.step``,
         ``trainer.epoch``, ``trainer.run_dir`` and ``trainer.total_steps`` are set.
 
+    Under ``torchrun`` (data-parallel training), called on rank 0 only.
+
     .. versionadded:: 0.1.0
     """
 
@@ -154,6 +157,8 @@ def ganzoo_on_models_built(trainer):
     Called once per run from ``Trainer.__init__``, before any checkpoint is restored. A plugin
     may change the networks in place here, e.g. make generators share layers: the optimizers are
     built afterwards over each distinct parameter once.
+
+    Under ``torchrun`` (data-parallel training), called on every rank.
 
     .. versionadded:: 0.2.0
     """
@@ -170,6 +175,8 @@ def ganzoo_on_step_end(trainer, step):
     sync); ``trainer.latest`` holds the last logged metrics as plain floats, updated every
     ``log_every`` steps.
 
+    Under ``torchrun`` (data-parallel training), called on rank 0 only.
+
     .. versionadded:: 0.1.0
     """
 
@@ -182,6 +189,8 @@ def ganzoo_on_epoch_end(trainer, epoch, metrics):
     :param epoch: epochs done so far (1 after the first).
     :param metrics: the epoch's record as written (plain JSON-able values).
 
+    Under ``torchrun`` (data-parallel training), called on rank 0 only.
+
     .. versionadded:: 0.1.0
     """
 
@@ -192,6 +201,8 @@ def ganzoo_on_checkpoint_saved(trainer, path):
 
     :param trainer: the ``ganzoo.trainer.Trainer``.
     :param path: the ``pathlib.Path`` of the checkpoint.
+
+    Under ``torchrun`` (data-parallel training), called on rank 0 only.
 
     .. versionadded:: 0.1.0
     """
@@ -209,6 +220,8 @@ def ganzoo_on_checkpoint_save(trainer, tensors):
     Tensors named ``<prefix>.generator.<i>.<key>`` are a second set of weights for generator i
     (``<key>`` as in its ``state_dict``): ``ganzoo sample`` uses such a set by default.
 
+    Under ``torchrun`` (data-parallel training), called on rank 0 only.
+
     .. versionadded:: 0.2.0
     """
 
@@ -223,6 +236,8 @@ def ganzoo_on_checkpoint_load(trainer, tensors):
 
     Called before ``ganzoo_on_train_start`` when resuming.
 
+    Under ``torchrun`` (data-parallel training), called on every rank.
+
     .. versionadded:: 0.2.0
     """
 
@@ -235,6 +250,8 @@ def ganzoo_on_train_end(trainer, metrics):
 
     :param trainer: the ``ganzoo.trainer.Trainer``.
     :param metrics: the last epoch's record.
+
+    Under ``torchrun`` (data-parallel training), called on rank 0 only.
 
     .. versionadded:: 0.1.0
     """

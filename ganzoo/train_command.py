@@ -18,13 +18,13 @@ from typing import Any
 import click
 import torch
 
-from ganzoo import __version__, rundir, train_options
+from ganzoo import __version__, distributed, rundir, train_options
 from ganzoo.checkpoint import read_checkpoint
 from ganzoo.config import make_config, read_config_file
 from ganzoo.errors import GanzooError, StopRequested
 from ganzoo.parts import Strategy, TrainOption
 from ganzoo.runtime import stop_with_parent, tune_malloc
-from ganzoo.trainer import Trainer, check_resumable, config_from_checkpoint
+from ganzoo.trainer import Trainer, check_resumable, config_from_checkpoint, resolve_device
 
 COMMON_OPTIONS = [
     click.option("--dataset", default=None, help="mnist, fashion-mnist, cifar10, idx:PATH, or a plugin's. [default: mnist]"),
@@ -49,6 +49,12 @@ COMMON_OPTIONS = [
     click.option("--eval-every", type=int, default=None, help="Evaluate every K epochs (FID, KID, classes... as ganzoo eval) into metrics.jsonl. [default: 0, never]"),
     click.option("--eval-n", type=int, default=None, help="Samples per evaluation during training. [default: 2000]"),
     click.option("--eval-features", default=None, help="Feature extractor for those evaluations (ganzoo list extractors). [default: lenet]"),
+    click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None,
+                 help="bf16 autocast for the networks; auto: on for CPUs with AMX/AVX512-BF16 and bf16 GPUs. [default: auto]"),
+    click.option("--vmap", type=click.Choice(["auto", "on", "off"]), default=None,
+                 help="Run the N generators as one vmapped call; auto: on for CUDA, off for CPU (measured). [default: auto]"),
+    click.option("--compile/--no-compile", default=None, help="torch.compile the networks (slower on CPU, see docs/performance.md). [default: off]"),
+    click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format for the networks. [default: off]"),
     click.option("--deterministic/--no-deterministic", default=None, help="Deterministic torch kernels, for bit-exact reruns and resumes. [default: off]"),
     click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory. [default: runs/<strategy>-<timestamp>]"),
     click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="TOML file of settings; options given here win."),
@@ -59,7 +65,7 @@ COMMON_OPTIONS = [
 
 NOT_SETTINGS = {"out", "config_file", "resume", "quiet", "as_json"}
 RESUME_MAY_CHANGE = {"epochs", "steps", "device", "log_every", "checkpoint_every", "keep_last", "on_nan", "deterministic",
-                     "eval_every", "eval_n", "eval_features"}
+                     "eval_every", "eval_n", "eval_features", "amp", "vmap", "compile", "channels_last"}
 
 
 def strategy_command(strategy: Strategy, options: Sequence[Callable | TrainOption] = ()) -> click.Command:
@@ -139,26 +145,43 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         file_settings = read_config_file(values["config_file"]) if values["config_file"] else {}
         config = make_config(strategy.name, strategy.defaults, file_settings, given, {"options": given_options})
         config = train_options.check_options(config, known_options)
-        run_dir = rundir.check(values["out"] or rundir.default_run_dir(strategy.name), resume=False)
+        run_dir = Path(values["out"] or rundir.default_run_dir(strategy.name))
 
+    # Under torchrun every rank trains and rank 0 alone writes the run directory (ganzoo.distributed).
+    world = distributed.join(resolve_device(config.device))
+    if world.active and world.size > 1 and values["out"] is None and values["resume"] is None:
+        raise GanzooError("under torchrun, give --out: every rank must name the same run directory")
+    try:
+        return _run(ctx, strategy, values, config, host, run_dir, world)
+    finally:
+        distributed.leave(world)
+
+
+def _run(ctx: click.Context, strategy: Strategy, values: dict[str, Any], config: Any, host: Any, run_dir: Path,
+         world: distributed.World) -> dict[str, Any]:
     resume = values["resume"] is not None
-    quiet = values["quiet"]
+    if not resume and world.writer:
+        run_dir = rundir.check(run_dir, resume=False)
+    quiet = values["quiet"] or not world.writer
 
     def log(message: str) -> None:
         if not quiet:
             click.echo(message, err=True)
 
     if not resume:
-        trainer = _trainer(config, host, run_dir, resume=False, log=log)
-        rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
-    with rundir.RunLock(run_dir):
+        trainer = _trainer(config, host, run_dir, resume=False, log=log, world=world)
+        if world.writer:
+            rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
+    lock = rundir.RunLock(run_dir) if world.writer else contextlib.nullcontext()
+    with lock:
         if resume:  # under the lock: restoring trims metrics.jsonl, which a live run may be appending to
-            trainer = _trainer(config, host, run_dir, resume=True, log=log)
+            trainer = _trainer(config, host, run_dir, resume=True, log=log, world=world)
         return _train_locked(ctx, strategy, values, trainer, run_dir, config)
 
 
-def _trainer(config: Any, host: Any, run_dir: Path, *, resume: bool, log: Callable[[str], None]) -> Trainer:
-    trainer = Trainer(config, host, run_dir, resume=resume, log=log)
+def _trainer(config: Any, host: Any, run_dir: Path, *, resume: bool, log: Callable[[str], None],
+             world: distributed.World) -> Trainer:
+    trainer = Trainer(config, host, run_dir, resume=resume, log=log, world=world)
     if trainer.step >= trainer.total_steps:
         raise GanzooError(
             f"{run_dir} is already at step {trainer.step} (epoch {trainer.epoch}); "
@@ -167,8 +190,7 @@ def _trainer(config: Any, host: Any, run_dir: Path, *, resume: bool, log: Callab
     return trainer
 
 
-def _train_locked(ctx: click.Context, strategy: Strategy, values: dict[str, Any], trainer: Any, run_dir: Path, config: Any) -> dict[str, Any]:
-    host = trainer.host
+def _write_config(ctx: click.Context, strategy: Strategy, values: dict[str, Any], trainer: Any, run_dir: Path, config: Any) -> None:
     rundir.remove_stale_temp_files(run_dir)  # left by a process killed mid-write; the lock says none runs
     command = " ".join(sys.argv)
     first_command = rundir.read_meta(run_dir).get("command", command)
@@ -183,9 +205,21 @@ def _train_locked(ctx: click.Context, strategy: Strategy, values: dict[str, Any]
         "command": first_command,
         "resumed_with": command if values["resume"] is not None else None,
         "malloc_tuning": ctx.meta.get("ganzoo.malloc_tuned", False),
+        "amp": str(trainer.amp).removeprefix("torch.") if trainer.amp else "off",
+        "vmap": trainer.vectorized,
+        "tf32": trainer.tf32,
+        "torch_threads": torch.get_num_threads(),
+        "world_size": trainer.world.size,
     })
 
-    quiet, as_json = values["quiet"], values["as_json"]
+
+def _train_locked(ctx: click.Context, strategy: Strategy, values: dict[str, Any], trainer: Any, run_dir: Path, config: Any) -> dict[str, Any]:
+    host = trainer.host
+    writer = trainer.world.writer
+    if writer:
+        _write_config(ctx, strategy, values, trainer, run_dir, config)
+
+    quiet, as_json = values["quiet"] or not writer, values["as_json"] and writer
     observer = None
     if not quiet and not as_json:
         from ganzoo.progress import ProgressObserver

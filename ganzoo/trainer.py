@@ -13,7 +13,6 @@ One generator step, top to bottom (``Trainer.train_step``):
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,16 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganzoo import __version__
-from ganzoo.checkpoint import (
-    encode_checkpoint,
-    load_module,
-    manifest_fields,
-    load_optimizer,
-    module_tensors,
-    optimizer_tensors,
-    read_checkpoint,
-)
+from ganzoo import distributed, rundir, run_state
+from ganzoo.checkpoint import encode_checkpoint, manifest_fields, read_checkpoint
 from ganzoo.config import TrainConfig, make_config
 from ganzoo.data import Batches, default_root, load_data
 from ganzoo.errors import (
@@ -43,11 +34,13 @@ from ganzoo.errors import (
     PluginMissingError,
     StopRequested,
 )
+from ganzoo.distributed import World
 from ganzoo.files import write_atomic
+from ganzoo.generator_bank import GeneratorBank, use_vmap
 from ganzoo.host import Host
 from ganzoo.images import grid, png_bytes
 from ganzoo.models import build_discriminator, build_generators, check_fits, distinct_parameters
-from ganzoo import rundir
+from ganzoo.precision import Autocast, allow_tf32, resolve_amp
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,19 +53,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# Hooks that observe a run; under torchrun only rank 0 (the writer) calls them.
+OBSERVER_HOOKS = {"ganzoo_on_train_start", "ganzoo_on_step_end", "ganzoo_on_epoch_end", "ganzoo_on_checkpoint_saved",
+                  "ganzoo_on_train_end", "ganzoo_on_checkpoint_save"}
+
 TRAINING_KINDS = ("strategy", "input policy", "aggregation", "architecture", "dataset")  # recorded in checkpoints
-
-
-def parts_plugins(host: Host, config: TrainConfig, arch: str) -> dict[str, dict[str, str]]:
-    """Which plugin registered each part this run uses, for the checkpoint manifest."""
-    used = {
-        "strategy": config.strategy,
-        "input policy": config.policy,
-        "aggregation": config.aggregation,
-        "architecture": arch,
-        "dataset": config.dataset.partition(":")[0],
-    }
-    return {kind: {"name": name, "plugin": host.registry.entry(kind, name).plugin} for kind, name in used.items()}
 
 
 def discriminator_shape(policy: Any) -> tuple[int, int]:
@@ -99,8 +84,9 @@ class Trainer:
     """Builds a run from a TrainConfig (or resumes one) and trains it."""
 
     def __init__(self, config: TrainConfig, host: Host, run_dir: Path, *, resume: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, world: World | None = None):
         self.config, self.host, self.run_dir = config, host, Path(run_dir)
+        self.world = world or World()
         self.log = log or (lambda _: None)
         registry = host.registry
         registry.get("strategy", config.strategy)
@@ -109,13 +95,14 @@ class Trainer:
         arch = registry.get("architecture", self.arch_name)
         self.policy = registry.get("input policy", config.policy).build(config)
         self.aggregation = registry.get("aggregation", config.aggregation).build(config)
-        self.device = resolve_device(config.device)
+        self.device = distributed.rank_device(resolve_device(config.device), self.world)
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
 
         data = load_data(registry, config.dataset, Path(config.data_root) if config.data_root else default_root())
         images = data.images[: config.limit_data] if config.limit_data else data.images
+        images = images[self.world.rank :: self.world.size]  # this rank's shard (all of it in a plain run)
         if tuple(images.shape[2:]) != (arch.image_size, arch.image_size):
             raise DataError(
                 f"architecture {self.arch_name!r} makes {arch.image_size}x{arch.image_size} images, "
@@ -139,9 +126,10 @@ class Trainer:
         self.g_optimizers = [torch.optim.Adam(params, lr=config.lr, betas=betas) for params in own_params]
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
         self.g_params = [p for params in own_params for p in params]
+        self._build_calls()
 
         torch.manual_seed(config.seed)
-        self.z_rng = torch.Generator(self.device).manual_seed(config.seed)
+        self.z_rng = torch.Generator(self.device).manual_seed(config.seed + 1_000_003 * self.world.rank)
         # Fixed z for the sample grids; with shared z every generator gets the same column of z.
         z_columns = 1 if config.shared_z else config.n_gens
         z = torch.randn(config.sample_count, z_columns, config.z_dim, generator=self.z_rng, device=self.device)
@@ -155,7 +143,7 @@ class Trainer:
         if resume:
             self._restore()
         self.evaluator = None
-        if config.eval_every:  # built now, so a missing extractor fails before any training
+        if config.eval_every and self.world.writer:  # built now, so a missing extractor fails before any training
             from ganzoo.evaluate import build_evaluator
 
             self.evaluator = build_evaluator(
@@ -165,11 +153,36 @@ class Trainer:
 
     # -- the hot path ---------------------------------------------------------------------------
 
+    def _build_calls(self) -> None:
+        """How the hot path calls the networks: the N generators as one GeneratorBank (looped or
+        vmapped), both under bf16 autocast when --amp says so (and TF32 on CUDA), wrapped in DDP under torchrun, and
+        compiled with --compile. The modules themselves (self.generators, self.discriminator) are
+        what optimizers and checkpoints see."""
+        config, device = self.config, self.device
+        self.amp = resolve_amp(config.amp, device)
+        self.tf32 = allow_tf32(device)
+        self.vectorized = use_vmap(config.vmap, self.generators, device)
+        if config.channels_last:
+            self.generators.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        bank: torch.nn.Module = GeneratorBank(self.generators, vectorized=self.vectorized, device=device, amp=self.amp)
+        d_train: torch.nn.Module = self.discriminator
+        if self.world.active:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            bank, d_train = DDP(bank, device_ids=ids), DDP(d_train, device_ids=ids)
+        # D's generator pass needs no gradient of D, so it bypasses DDP's gradient averaging.
+        calls = [bank, Autocast(d_train, device, self.amp), Autocast(self.discriminator, device, self.amp)]
+        if config.compile:
+            calls = [torch.compile(call) for call in calls]
+        self._generate, self._d_for_d, self._d_for_g = calls
+
     def _fakes(self, batch: int) -> list[Tensor]:
         n, z_dim = self.config.n_gens, self.config.z_dim
         shape = (batch, z_dim) if self.config.shared_z else (n, batch, z_dim)
         z = torch.randn(shape, generator=self.z_rng, device=self.device)
-        return [g(z if self.config.shared_z else z[i]) for i, g in enumerate(self.generators)]
+        return list(self._generate(z).unbind(0))
 
     def train_step(self) -> None:
         config = self.config
@@ -178,14 +191,14 @@ class Trainer:
             last = k == config.n_dis - 1
             with torch.set_grad_enabled(last):
                 fakes = self._fakes(real.shape[0])
-            out = self.policy(self.discriminator, real, [f.detach() for f in fakes])
+            out = self.policy(self._d_for_d, real, [f.detach() for f in fakes])
             weights = self.aggregation(out).d_weights
             d_loss = out.d_losses.mean() if weights is None else (weights * out.d_losses).mean()
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             self.d_optimizer.step()
 
-        out_g = self.policy(self.discriminator, real, fakes)
+        out_g = self.policy(self._d_for_g, real, fakes)
         objective = self.aggregation(out_g).generators
         for optimizer in self.g_optimizers:
             optimizer.zero_grad(set_to_none=True)
@@ -206,7 +219,8 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train until the step budget is spent; return the last epoch's record."""
-        rundir.create(self.run_dir)
+        if self.world.writer:
+            rundir.create(self.run_dir)
         self.notify("ganzoo_on_train_start", trainer=self)
         record = self.latest_record()
         self.generators.train()
@@ -215,20 +229,16 @@ class Trainer:
         every = self.config.checkpoint_every
         while True:
             while self.step < self.total_steps:
-                self.train_step()
-                self.step += 1
-                if self.step % self.config.log_every == 0:
-                    self.latest = self._read_metrics()
-                    if not self._finite(self.latest):
-                        continue  # rolled back to the last checkpoint
-                self.notify("ganzoo_on_step_end", trainer=self, step=self.step)
+                if not self.advance():
+                    continue  # rolled back to the last checkpoint
+                stopping = self._stopping()
                 if self.step % self.steps_per_epoch == 0:
                     record = self._end_epoch(partial=False)
-                elif (every and self.step % every == 0) or self.stop_signal is not None:
+                elif (every and self.step % every == 0) or stopping:
                     if not self._finite(self._read_metrics()):
                         continue  # never save a non-finite state; rolled back instead
                     self._checkpoint()
-                if self.stop_signal is not None and self.step < self.total_steps:
+                if stopping and self.step < self.total_steps:
                     raise StopRequested(self.stop_signal, self.step)  # at the end, finish normally
             if self._count > self._done_before:  # a --steps budget that ended inside an epoch
                 record = self._end_epoch(partial=True)
@@ -237,6 +247,30 @@ class Trainer:
             break
         self.notify("ganzoo_on_train_end", trainer=self, metrics=record)
         return record
+
+    def advance(self) -> bool:
+        """One generator step and its bookkeeping (what ``make bench`` times); False when the
+        metrics read at a logging point were not finite and the run rolled back."""
+        self.train_step()
+        self.step += 1
+        if self.step % self.config.log_every == 0:
+            self.latest = self._read_metrics()
+            if not self._finite(self.latest):
+                return False
+        self.notify("ganzoo_on_step_end", trainer=self, step=self.step)
+        return True
+
+    def _stopping(self) -> bool:
+        """Whether a stop was asked for (a signal). Under torchrun the ranks agree on it at logging
+        points only, so that every rank stops after the same step without a sync per step."""
+        if not self.world.active:
+            return self.stop_signal is not None
+        if self.step % self.config.log_every:
+            return False
+        agreed = distributed.any_rank(self.stop_signal or 0, self.world, self.device)
+        if agreed:
+            self.stop_signal = agreed
+        return bool(agreed)
 
     def _finite(self, metrics: dict[str, Any]) -> bool:
         """Check metrics and weights for NaN/Inf (at logging points only: it syncs).
@@ -251,6 +285,8 @@ class Trainer:
             tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
             if not bool(torch.stack([t.detach().sum() for t in tensors]).isfinite().all()):
                 bad = ["a generator or discriminator weight or buffer is NaN or infinite"]
+        if distributed.any_rank(int(bool(bad)), self.world, self.device) and not bad:
+            bad = ["another rank's batch-norm statistics"]  # every rank must take the same branch
         if not bad:
             return True
         where = f"non-finite values at step {self.step}: {', '.join(bad)}"
@@ -275,7 +311,10 @@ class Trainer:
         self.latest = {}
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook on every plugin, in pluggy's order; a plugin that raises is named."""
+        """Call an observer hook on every plugin, in pluggy's order; a plugin that raises is named.
+        Under torchrun, ranks other than 0 skip the hooks that observe the run (OBSERVER_HOOKS)."""
+        if hook_name in OBSERVER_HOOKS and not self.world.writer:
+            return
         for impl in reversed(getattr(self.host.hook, hook_name).get_hookimpls()):
             try:
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
@@ -292,7 +331,8 @@ class Trainer:
         self._done_before = 0  # steps of this epoch done before a resume
 
     def _read_metrics(self) -> dict[str, Any]:
-        values = (self._sums / max(self._count, 1)).tolist()
+        """The means since the epoch began, over all ranks; this reads them to the host (a sync)."""
+        values = (distributed.mean(self._sums, self.world) / max(self._count, 1)).tolist()
         d_loss, accuracy, g_losses = values[0], values[1], values[2:]
         g_mean = sum(g_losses) / len(g_losses)
         return {
@@ -324,11 +364,13 @@ class Trainer:
             "images_per_s": steps_here * self.config.n_dis * self.config.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
         }
-        if self.evaluator is not None and not partial and self.epoch % self.config.eval_every == 0:
+        writer = self.world.writer
+        if writer and self.evaluator is not None and not partial and self.epoch % self.config.eval_every == 0:
             record.update(self.evaluate())
         self.latest = record
-        rundir.append_metrics(self.run_dir, record)
-        self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
+        if writer:
+            rundir.append_metrics(self.run_dir, record)
+            self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
         if not partial:
             self._reset_metrics()
         self._checkpoint()
@@ -343,7 +385,7 @@ class Trainer:
         flat = {k: v for k, v in result.items() if isinstance(v, (int, float))}
         if "class_histogram" in result:
             flat["class_histogram"] = result["class_histogram"]
-        for i, scores in enumerate(result.get("generators", [])):
+        for scores in result.get("generators", []):
             for key in ("fid", "classes", "modes", "class_histogram"):
                 if key in scores:
                     flat.setdefault(f"{key}_per_generator", []).append(scores[key])
@@ -365,40 +407,10 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
-        groups = {"discriminator": optimizer_tensors("optimizer.discriminator", self.d_optimizer)[1]}
-        for i, optimizer in enumerate(self.g_optimizers):
-            groups[f"generator.{i}"] = optimizer_tensors(f"optimizer.generator.{i}", optimizer)[1]
-        return {
-            "ganzoo_version": __version__,
-            "strategy": self.config.strategy,
-            "config": self.config.to_dict(),
-            "architecture": self.arch_name,
-            "image_shape": list(self.image_shape),
-            "discriminator": {"packing": self.d_packing, "outputs": self.d_outputs},
-            "data_source": self.data_source,
-            "parts": parts_plugins(self.host, self.config, self.arch_name),
-            "step": self.step,
-            "epoch": self.epoch,
-            "metric_count": self._count,
-            "chance": self._chance,
-            "rollbacks": self.rollbacks,
-            "python_rng": random.getstate(),
-            "optimizer_groups": groups,
-        }
+        return run_state.manifest(self)
 
     def tensors(self) -> dict[str, Tensor]:
-        tensors = module_tensors("discriminator", self.discriminator)
-        tensors.update(optimizer_tensors("optimizer.discriminator", self.d_optimizer)[0])
-        for i, (g, optimizer) in enumerate(zip(self.generators, self.g_optimizers)):
-            tensors.update(module_tensors(f"generator.{i}", g))
-            tensors.update(optimizer_tensors(f"optimizer.generator.{i}", optimizer)[0])
-        tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.z"] = self.z_rng.get_state()
-        if torch.cuda.is_available():
-            tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-        tensors["sample_z"] = self.sample_z
-        tensors["metrics.sums"] = self._sums
-        return tensors
+        return run_state.tensors(self)
 
     def save(self) -> Path:
         """Write checkpoint.safetensors (and, with keep_last > 1, the keep_last newest under checkpoints/)."""
@@ -416,42 +428,25 @@ class Trainer:
         return path
 
     def _checkpoint(self) -> None:
-        path = self.save()
-        self.notify("ganzoo_on_checkpoint_saved", trainer=self, path=path)
+        """Rank 0 saves; under torchrun every rank first checks that the replicas agree, and waits
+        until the file is written (a rollback on any rank may read it next)."""
+        modules = (*self.generators, self.discriminator)
+        distributed.check_replicas([p for m in modules for p in m.parameters()], self.world)
+        if self.world.writer:
+            path = self.save()
+            self.notify("ganzoo_on_checkpoint_saved", trainer=self, path=path)
+        distributed.barrier(self.world)
 
     def _restore(self) -> None:
         tensors, manifest = read_checkpoint(self.run_dir / rundir.CHECKPOINT)
         if manifest.get("strategy") != self.config.strategy:
             raise CheckpointError(f"{self.run_dir} is a {manifest.get('strategy')} run, not {self.config.strategy}")
         with manifest_fields(str(self.run_dir)):
-            self._load_state(tensors, manifest)
+            run_state.load(self, tensors, manifest)
         self.notify("ganzoo_on_checkpoint_load", trainer=self, tensors=tensors)
         # Records written after this checkpoint (a crash between the two) would be counted twice.
-        rundir.trim_metrics(self.run_dir, self.step)
-
-    def _load_state(self, tensors: dict[str, Tensor], manifest: dict[str, Any]) -> None:
-        load_module("discriminator", self.discriminator, tensors)
-        load_optimizer("optimizer.discriminator", self.d_optimizer, tensors, manifest["optimizer_groups"]["discriminator"])
-        for i, (g, optimizer) in enumerate(zip(self.generators, self.g_optimizers)):
-            load_module(f"generator.{i}", g, tensors)
-            load_optimizer(f"optimizer.generator.{i}", optimizer, tensors, manifest["optimizer_groups"][f"generator.{i}"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(list(tensors["rng.cuda"]))
-        self.step, self.epoch = int(manifest["step"]), int(manifest["epoch"])
-        try:
-            self.z_rng.set_state(tensors["rng.z"].to(torch.uint8))
-        except RuntimeError:
-            # Saved on another kind of device (CPU and CUDA generator states differ): the z stream
-            # cannot continue exactly, so it restarts from (seed, step).
-            self.z_rng.manual_seed(self.config.seed * 1_000_003 + self.step)
-        self.sample_z = tensors["sample_z"].to(self.device)
-        self._sums = tensors["metrics.sums"].to(self.device)
-        self._count = self._done_before = int(manifest["metric_count"])
-        self._chance = float(manifest["chance"])
-        self.rollbacks = int(manifest.get("rollbacks", 0))
-        version, state, gauss = manifest["python_rng"]
-        random.setstate((version, tuple(state), gauss))
+        if self.world.writer:
+            rundir.trim_metrics(self.run_dir, self.step)
 
 
 @torch.no_grad()
@@ -476,5 +471,6 @@ def check_resumable(host: Host, manifest: dict[str, Any], tensors: dict[str, Ten
 def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainConfig:
     with manifest_fields():
         settings = {k: v for k, v in manifest["config"].items() if k != "strategy"}
+        settings.setdefault("amp", "off")  # runs from before --amp trained in float32, and go on so
         strategy = manifest["strategy"]
     return make_config(strategy, settings, overrides)

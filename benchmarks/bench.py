@@ -1,0 +1,395 @@
+"""ganzoo's benchmark suite: ratios measured side by side in one run (``make bench``).
+
+Every row times two things in alternation (A B, B A, A B ..., ``--repeats`` pairs of ``--steps``
+steps each, after a warm-up) and prints the medians and the median of the per-pair ratios, so that a
+machine slowing down mid-run moves both sides alike. It warns when the load average says other
+work is running. Sections (docs/performance.md explains each target):
+
+    overhead     ganzoo's PSG step against a bare hand-written loop (benchmarks/bare_loop.py)
+    data         ganzoo's batch draw against a DataLoader with PIL transforms, as a share of a step
+    generators   PSG with N = 1, 2, 4, 8: step time per FLOP normalised to N = 1, looped and vmapped
+    switches     bf16 autocast, channels-last, torch.compile, malloc tuning: each one's speed-up
+    throughput   images/s per strategy, float32 and bf16, eager and (PSG, SNGAN) compiled
+    memory       peak memory of a training step, per configuration (CPU: a process each)
+    reference    time per MNIST epoch against a typical public DCGAN script (benchmarks/reference_dcgan.py)
+
+    python benchmarks/bench.py                 # everything, about 10 minutes on 2 cores
+    python benchmarks/bench.py --quick         # a seconds-long smoke run (CI)
+    python benchmarks/bench.py --only generators switches
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bare_loop import BareLoop  # noqa: E402
+
+from ganzoo.config import make_config  # noqa: E402
+from ganzoo.host import load_host  # noqa: E402
+from ganzoo.runtime import tune_malloc  # noqa: E402
+from ganzoo.trainer import Trainer  # noqa: E402
+
+SECTIONS = ("overhead", "data", "generators", "switches", "throughput", "memory", "reference")
+GPU_SECTIONS = ("overhead", "generators", "throughput", "memory")  # benchmarks/gpu_check.sh
+MNIST_IMAGES = 60_000
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        if args.data == "synthetic":  # random squares in memory: for machines without MNIST (a GPU box)
+            import synthetic_data
+
+            self.host = load_host(plugins=[synthetic_data])
+        else:
+            self.host = load_host()
+        self.rows: list[tuple[str, str, str, str]] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="ganzoo-bench-"))
+
+    # -- building and timing ------------------------------------------------------------------
+
+    def trainer(self, strategy: str = "psg", **settings) -> Trainer:
+        defaults = self.host.registry.get("strategy", strategy).defaults
+        base = {"limit_data": self.args.limit_data, "device": self.args.device, "steps": 10**9, "seed": 0, "dataset": self.args.data}
+        if self.args.data == "synthetic":
+            base["arch"] = "dcgan28"
+        config = make_config(strategy, defaults, base, settings)
+        return Trainer(config, self.host, self.tmp / f"run-{len(os.listdir(self.tmp))}")
+
+    def time_steps(self, step: Callable[[], object], steps: int) -> float:
+        sync()
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        return (time.perf_counter() - started) / steps
+
+    def paired(self, a: Callable[[], object], b: Callable[[], object], steps: int | None = None) -> tuple[float, float, float]:
+        """Median seconds per step of a and of b, and the median of the paired ratios a / b."""
+        steps = steps or self.args.steps
+        for fn in (a, b):  # warm-up: allocator, autotuning, lazy init
+            self.time_steps(fn, max(2, steps // 4))
+        times_a, times_b = [], []
+        for repeat in range(self.args.repeats):  # A B, B A, A B, ...: neither side always goes first
+            if repeat % 2:
+                times_b.append(self.time_steps(b, steps))
+                times_a.append(self.time_steps(a, steps))
+            else:
+                times_a.append(self.time_steps(a, steps))
+                times_b.append(self.time_steps(b, steps))
+        ratios = [x / y for x, y in zip(times_a, times_b)]
+        return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+
+    def row(self, section: str, what: str, measured: str, ratio: str) -> None:
+        self.rows.append((section, what, measured, ratio))
+        print(f"  {what:<46} {measured:<34} {ratio}", flush=True)
+
+    # -- sections -------------------------------------------------------------------------------
+
+    def overhead(self) -> None:
+        for amp in ("off", "bf16"):
+            trainer = self.trainer("psg", n_gens=2, amp=amp)
+            bare = BareLoop(trainer)
+            t_gz, t_bare, ratio = self.paired(trainer.advance, bare.step)
+            self.row("overhead", f"PSG N=2 step, ganzoo / bare loop, amp {amp}", f"{ms(t_gz)} vs {ms(t_bare)}", f"{ratio:.3f} (target <= 1.03)")
+
+    def data(self) -> None:
+        from reference_dcgan import mnist_loader
+
+        trainer = self.trainer("psg", n_gens=2)
+        loader = mnist_loader(trainer.config.batch_size, limit=self.args.limit_data)
+        batches = iter(())
+
+        def dataloader_batch() -> None:
+            nonlocal batches
+            try:
+                next(batches)
+            except StopIteration:
+                batches = iter(loader)
+                next(batches)
+
+        index = iter(range(10**9))
+        t_gz, t_dl, ratio = self.paired(lambda: trainer.batches.batch(next(index)), dataloader_batch)
+        t_step = self.time_steps(trainer.advance, self.args.steps)
+        self.row("data", "batch draw, ganzoo / DataLoader+PIL", f"{us(t_gz)} vs {us(t_dl)}", f"{ratio:.3f}")
+        self.row("data", "ganzoo batch draw as a share of its step", f"{us(t_gz)} of {ms(t_step)}", f"{100 * t_gz / t_step:.2f}% (target <= 2%)")
+
+    def generators(self) -> None:
+        base = None
+        for n in self.args.n_gens:
+            loop = self.trainer("psg", n_gens=n, vmap="off")
+            flops = step_flops(loop)
+            if n == 1:  # nothing to vmap: the median of the same number of timings
+                self.time_steps(loop.advance, max(2, self.args.steps // 4))
+                t_loop = statistics.median(self.time_steps(loop.advance, self.args.steps) for _ in range(self.args.repeats))
+                t_vmap, ratio = t_loop, 1.0
+            else:
+                vmapped = self.trainer("psg", n_gens=n, vmap="on")
+                t_loop, t_vmap, ratio = self.paired(loop.advance, vmapped.advance)
+            per_flop = min(t_loop, t_vmap) / flops
+            base = base or per_flop
+            self.row("generators", f"PSG N={n}: {flops / 1e9:.2f} GFLOP/step; loop vs vmap", f"{ms(t_loop)} vs {ms(t_vmap)} (loop/vmap {ratio:.2f})",
+                     f"{per_flop / base:.2f} time/FLOP vs N=1 (target <= 1.1)")
+
+    def switches(self) -> None:
+        fp32, bf16 = self.trainer("psg", n_gens=2, amp="off"), self.trainer("psg", n_gens=2, amp="bf16")
+        t32, t16, ratio = self.paired(fp32.advance, bf16.advance)
+        self.row("switches", "bf16 autocast (PSG N=2): fp32 / bf16", f"{ms(t32)} vs {ms(t16)}", f"{ratio:.2f}x faster with bf16")
+        plain, last = self.trainer("psg", n_gens=2), self.trainer("psg", n_gens=2, channels_last=True)
+        t_plain, t_last, ratio = self.paired(plain.advance, last.advance)
+        self.row("switches", "channels-last (PSG N=2, amp auto): plain / CL", f"{ms(t_plain)} vs {ms(t_last)}", f"{ratio:.2f}x")
+        if not self.args.quick:
+            eager, compiled = self.trainer("psg", n_gens=2), self.trainer("psg", n_gens=2, compile=True)
+            started = time.perf_counter()
+            compiled.advance()
+            warm = time.perf_counter() - started
+            t_eager, t_compiled, ratio = self.paired(eager.advance, compiled.advance)
+            self.row("switches", f"torch.compile (PSG N=2; {warm:.0f} s to compile)", f"{ms(t_eager)} vs {ms(t_compiled)}", f"{ratio:.2f}x (eager / compiled)")
+        results = {True: [], False: []}
+        for _ in range(self.args.repeats):
+            for tuned in (False, True):
+                results[tuned].append(child({"what": "step", "n_gens": 2, "malloc": tuned}, self.args)["seconds"])
+        ratios = [a / b for a, b in zip(results[False], results[True])]
+        self.row("switches", "malloc tuning (PSG N=2, a process each): off / on",
+                 f"{ms(statistics.median(results[False]))} vs {ms(statistics.median(results[True]))}", f"{statistics.median(ratios):.2f}x")
+        self.row("switches", "torch threads in this process", str(torch.get_num_threads()), f"{os.cpu_count()} cores")
+
+    def throughput(self) -> None:
+        strategies = ["psg", "sngan"] if self.args.quick else sorted(self.host.registry.names("strategy"))
+        for strategy in strategies:
+            n_gens = {"n_gens": 2} if strategy in ("psg", "madgan", "mgan") else {}
+            compiles = (False, True) if strategy in ("psg", "sngan") and not self.args.quick else (False,)
+            cells = []
+            for compiled in compiles:
+                for amp in ("off", "bf16"):
+                    trainer = self.trainer(strategy, amp=amp, compile=compiled, **n_gens)
+                    trainer.advance()  # compiles here
+                    seconds = self.time_steps(trainer.advance, self.args.steps)
+                    images = trainer.config.batch_size * trainer.config.n_dis
+                    cells.append(f"{'compiled ' if compiled else ''}{amp} {images / seconds:.0f}")
+            label = f"{strategy}{' N=2' if n_gens else ''}: images/s"
+            self.row("throughput", label, ", ".join(cells[:2]), ", ".join(cells[2:]))
+
+    def memory(self) -> None:
+        """Peak memory over the first 3 steps above the built model: activations, gradients, Adam's state."""
+        configs = [(n, vmap, amp) for n in self.args.n_gens for vmap in (("off", "on") if n > 1 else ("off",)) for amp in ("off", "bf16")]
+        base = None
+        for n, vmap, amp in configs[-1:] if self.args.quick else configs:
+            job = {"what": "memory", "n_gens": n, "vmap": vmap, "amp": amp, "malloc": True}
+            peak = run_child(job, self.args)["peak_mb"] if self.args.device.startswith("cuda") else child(job, self.args)["peak_mb"]
+            if n == 1 and vmap == "off" and amp == "off":
+                base = peak
+            per_n = f"{peak / (base * n):.2f} per generator vs N=1" if base else ""
+            self.row("memory", f"PSG N={n}, vmap {vmap}, amp {amp}: peak in steps 1-3", f"{peak:.0f} MiB above the built model", per_n)
+
+    def reference(self) -> None:
+        """Each side in its own process, alternating: the public script untuned (no malloc
+        settings, as it would run), ganzoo as ``ganzoo train`` runs (its defaults)."""
+        configs = {"reference": {"what": "reference", "malloc": False},
+                   "psg n_gens=2": {"what": "step", "strategy": "psg", "n_gens": 2, "malloc": True},
+                   "sngan": {"what": "step", "strategy": "sngan", "malloc": True}}
+        if self.args.quick:
+            del configs["sngan"]
+        times: dict[str, list[float]] = {name: [] for name in configs}
+        for _ in range(self.args.repeats if not self.args.quick else 1):
+            for name, job in configs.items():
+                result = child(job, self.args)
+                times[name].append(result["seconds"] * result["steps_per_epoch"])
+        epoch_ref = statistics.median(times["reference"])
+        for name in list(configs)[1:]:
+            ratios = [r / g for r, g in zip(times["reference"], times[name])]
+            self.row("reference", f"MNIST epoch: public script / ganzoo {name}",
+                     f"{epoch_ref:.0f} s vs {statistics.median(times[name]):.0f} s", f"{statistics.median(ratios):.2f}x faster (aim >= 3)")
+
+    def run(self) -> None:
+        print(machine_line(), flush=True)
+        warn_if_busy()
+        before = cpu_use()
+        for section in self.args.only or SECTIONS:
+            print(f"\n[{section}]", flush=True)
+            getattr(self, section)()
+        others = other_processes_share(before, cpu_use())
+        print(f"\nother processes used {100 * others:.0f}% of the CPUs while this ran", flush=True)
+        if others > 0.1:
+            print("WARNING: other work ran alongside: the ratios may be off; rerun on an idle machine", flush=True)
+        if self.args.markdown:
+            write_markdown(Path(self.args.markdown), self.rows, self.args)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} us"
+
+
+def step_flops(trainer: Trainer) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.advance()
+    return float(counter.get_total_flops())
+
+
+def reference_batches(args: argparse.Namespace):
+    """The public script's DataLoader batches, endlessly."""
+    from reference_dcgan import mnist_loader
+
+    loader = mnist_loader(64, limit=args.limit_data)
+    while True:
+        for imgs, _ in loader:
+            yield imgs
+
+
+def machine_line() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    from ganzoo.precision import cpu_has_native_bf16
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (f"machine: {cpu}, {os.cpu_count()} cores, native bf16: {cpu_has_native_bf16()}, {gpu}; "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def warn_if_busy() -> None:
+    load = os.getloadavg()[0]
+    if load > 0.5 * (os.cpu_count() or 1):
+        print(f"WARNING: load average {load:.1f} on {os.cpu_count()} cores: something else is running; ratios may be off",
+              flush=True)
+
+
+def cpu_use() -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds all processes used, CPU seconds this process and its children used)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    busy = sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7)) / ticks  # user nice system irq softirq steal
+    own = os.times()
+    return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
+
+
+def other_processes_share(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    """The share of the machine's CPU time that other processes took between two cpu_use() readings."""
+    wall = after[0] - before[0]
+    others = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, others) / max(wall * (os.cpu_count() or 1), 1e-9)
+
+
+def child(job: dict, args: argparse.Namespace) -> dict:
+    """Run one measurement in a fresh process (malloc settings and peak memory are per process)."""
+    env = {**os.environ, "GANZOO_MALLOC_TUNING": "1" if job.get("malloc") else "0"}
+    command = [sys.executable, __file__, "--child", json.dumps(job), "--steps", str(args.steps),
+               "--limit-data", str(args.limit_data), "--device", args.device, "--data", args.data]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_child(job: dict, args: argparse.Namespace) -> dict:
+    tune_malloc()  # does nothing under GANZOO_MALLOC_TUNING=0
+    bench = Bench(args)
+    if job["what"] == "reference":
+        from reference_dcgan import Reference
+
+        loader, ref = reference_batches(args), Reference()
+        step = lambda: ref.iteration(next(loader))  # noqa: E731
+        for _ in range(2):
+            step()
+        return {"seconds": bench.time_steps(step, args.steps), "steps_per_epoch": -(-MNIST_IMAGES // 64)}
+    settings = {k: job[k] for k in ("n_gens", "vmap", "amp") if k in job}
+    trainer = bench.trainer(job.get("strategy", "psg"), **settings)
+    if job["what"] == "step":
+        for _ in range(2):  # lazy allocations that every run pays once
+            trainer.advance()
+        steps_per_epoch = MNIST_IMAGES // (trainer.config.batch_size * trainer.config.n_dis)
+        return {"seconds": bench.time_steps(trainer.advance, args.steps), "steps_per_epoch": steps_per_epoch}
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(3):
+            trainer.advance()
+        return {"peak_mb": (torch.cuda.max_memory_allocated() - before) / 2**20}
+    before = rss_mb("VmRSS")
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current size
+    for _ in range(3):
+        trainer.advance()
+    return {"peak_mb": rss_mb("VmHWM") - before}
+
+
+def rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write_markdown(path: Path, rows: list[tuple[str, str, str, str]], args: argparse.Namespace) -> None:
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} with `python benchmarks/bench.py` (repeats {args.repeats}, "
+             f"{args.steps} steps each, data limit {args.limit_data}).", "", machine_line(), "",
+             "| section | what | measured | ratio |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    print(f"\ntable written to {path}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="paired repeats per row (medians over them)")
+    parser.add_argument("--steps", type=int, default=12, help="steps per timing")
+    parser.add_argument("--limit-data", type=int, default=8192, help="MNIST images to load")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", choices=["mnist", "synthetic"], default="mnist",
+                        help="synthetic: random squares in memory, for machines without MNIST")
+    parser.add_argument("--gpu", action="store_true", help="the GPU check: --device cuda --data synthetic, sections " + " ".join(GPU_SECTIONS))
+    parser.add_argument("--only", nargs="+", choices=SECTIONS)
+    parser.add_argument("--n-gens", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: 1 repeat, 2 steps, N = 1, 2")
+    parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.steps, args.limit_data, args.n_gens = 1, 2, 512, [1, 2]
+    if args.gpu:
+        args.device, args.data, args.only = "cuda", "synthetic", args.only or list(GPU_SECTIONS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child), args)))
+        return
+    tune_malloc()  # as ganzoo train does; the reference section runs in this process too
+    Bench(args).run()
+
+
+if __name__ == "__main__":
+    main()
