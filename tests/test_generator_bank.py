@@ -21,43 +21,45 @@ def generators(n: int, module=dcgan28) -> nn.ModuleList:
     return nn.ModuleList([module.Generator(16, 1) for _ in range(n)])
 
 
+def close_to_float64(grad: torch.Tensor, exact: torch.Tensor) -> bool:
+    """Gradients agree with float64 up to float32 rounding. Measured as a norm, not element by
+    element: a pre-ReLU activation within ~1e-7 of zero can land on the other side of the kink in
+    float32 (2 of 4.2M did in cnn32 at batch 64), which changes a few elements, and through batch
+    norm their channel, by a lot; the norm of the difference stays about 1e-3 of the gradient's."""
+    return bool((grad.double() - exact).norm() <= 1e-2 * exact.norm() + 1e-3)  # + a floor for exactly-zero gradients
+
+
 @pytest.mark.parametrize("shared_z", [True, False])
+@pytest.mark.parametrize("vectorized", [True, False])
 @pytest.mark.parametrize("module", [dcgan28, cnn32])
-def test_vmapped_generators_match_a_float64_loop(shared_z, module):
-    """The vmapped bank against the loop run in float64 (the exact answer, to float32 rounding)."""
+def test_both_paths_match_a_float64_loop(shared_z, vectorized, module):
+    """The bank, looped or vmapped, against the loop run in float64 (the exact answer)."""
     gens = generators(3, module)
     exact_gens = copy.deepcopy(gens).double()
     z = torch.randn(5, 16) if shared_z else torch.randn(3, 5, 16)
-    vmapped = GeneratorBank(gens, vectorized=True, device=CPU)(z)
+    fakes = GeneratorBank(gens, vectorized=vectorized, device=CPU)(z)
     exact = GeneratorBank(exact_gens, vectorized=False, device=CPU)._looped(z.double())
-    assert vmapped.shape == exact.shape == (3, 5, 1, *exact.shape[-2:])
-    torch.testing.assert_close(vmapped.double(), exact, rtol=1e-4, atol=1e-5)
+    assert fakes.shape == exact.shape == (3, 5, 1, *exact.shape[-2:])
+    torch.testing.assert_close(fakes.double(), exact, rtol=1e-4, atol=1e-5)
 
-    # The gradient reaches each generator's own parameters, and only through its own images.
+    # The gradient reaches each generator's own parameters.
     weights = torch.randn(exact.shape, dtype=torch.float64)
-    (vmapped * weights.float()).sum().backward()
+    (fakes * weights.float()).sum().backward()
     (exact * weights).sum().backward()
     for (name, a), b in zip(exact_gens.named_parameters(), gens.parameters()):
-        assert b.grad is not None, name
-        assert (b.grad.double() - a.grad).abs().max().item() < 1e-4 * a.grad.abs().max().item() + 1e-4, name
+        assert b.grad is not None and close_to_float64(b.grad, a.grad), name
     # Batch norm's running statistics are updated in each generator, as the loop does.
     for a, b in zip(exact_gens.buffers(), gens.buffers()):
         torch.testing.assert_close(b.double(), a.double(), rtol=1e-4, atol=1e-6)
     assert all(int(b) == 1 for name, b in gens.named_buffers() if name.endswith("num_batches_tracked"))
 
 
-def test_looped_generators_match_a_float64_loop():
+def test_a_gradient_sent_to_one_generator_reaches_that_one_only():
     gens = generators(3)
-    exact_gens = copy.deepcopy(gens).double()
-    z = torch.randn(3, 5, 16)
-    looped = GeneratorBank(gens, vectorized=False, device=CPU)(z)
-    exact = torch.stack([g(z[i].double()) for i, g in enumerate(exact_gens)])
-    torch.testing.assert_close(looped.double(), exact, rtol=1e-4, atol=1e-5)
-    weights = torch.randn(exact.shape, dtype=torch.float64)
-    (looped * weights.float()).sum().backward()
-    (exact * weights).sum().backward()
-    for (name, a), b in zip(exact_gens.named_parameters(), gens.parameters()):
-        assert (b.grad.double() - a.grad).abs().max().item() < 1e-4 * a.grad.abs().max().item() + 1e-4, name
+    fakes = GeneratorBank(gens, vectorized=True, device=CPU)(torch.randn(3, 4, 16))
+    fakes[1].sum().backward()
+    assert all(p.grad is None or not p.grad.any() for g in (gens[0], gens[2]) for p in g.parameters())
+    assert all(p.grad is not None and p.grad.any() for p in gens[1].net[0].parameters())
 
 
 def test_eval_mode_is_followed_when_vmapped():
