@@ -19,6 +19,10 @@ from typing import Any, get_type_hints
 from ganzoo.errors import GanzooError
 
 
+AMP_CHOICES = ("auto", "bf16", "off")  # --amp: ganzoo.precision.resolve_amp
+VMAP_CHOICES = ("auto", "on", "off")  # --vmap: ganzoo.generator_bank.use_vmap
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     strategy: str
@@ -128,7 +132,7 @@ def validate(config: TrainConfig) -> None:
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise GanzooError(f"{name} must be in [0, 1), got {getattr(config, name)}")
-    for name, choices in (("amp", ("auto", "bf16", "off")), ("vmap", ("auto", "on", "off"))):
+    for name, choices in (("amp", AMP_CHOICES), ("vmap", VMAP_CHOICES)):
         if getattr(config, name) not in choices:
             raise GanzooError(f"{name} must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):

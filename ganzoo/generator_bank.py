@@ -20,10 +20,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from ganzoo.config import VMAP_CHOICES
 from ganzoo.errors import GanzooError
 from ganzoo.precision import autocast
-
-VMAP_CHOICES = ("auto", "on", "off")
 
 
 def why_not_vmap(generators: nn.ModuleList) -> str | None:
@@ -56,8 +55,9 @@ def use_vmap(choice: str, generators: nn.ModuleList, device: torch.device) -> bo
 
 
 class GeneratorBank(nn.Module):
-    """forward(z) -> fakes of shape (N, B, C, H, W) in float32; z is (B, z_dim) when every
-    generator gets the same z (shared_z), else (N, B, z_dim)."""
+    """forward(z) -> the N generators' fakes, each (B, C, H, W) in float32; z is (B, z_dim) when
+    every generator gets the same z (shared_z), else (N, B, z_dim). A list, as the input policies
+    take it: the loop's images are not copied into one tensor only to be split again."""
 
     def __init__(self, generators: nn.ModuleList, *, vectorized: bool, device: torch.device,
                  amp: torch.dtype | None = None):
@@ -74,14 +74,14 @@ class GeneratorBank(nn.Module):
                     module.register_forward_pre_hook(lambda _module, args: (args[0].float(), *args[1:]))
             self.__dict__["template"] = template
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor) -> list[Tensor]:
         with autocast(self.device, self.amp):
-            fakes = self._vmapped(z) if self.vectorized else self._looped(z)
-        return fakes.float()
+            fakes = list(self._vmapped(z).unbind(0)) if self.vectorized else self._looped(z)
+        return [f.float() for f in fakes]  # no copy in float32
 
-    def _looped(self, z: Tensor) -> Tensor:
+    def _looped(self, z: Tensor) -> list[Tensor]:
         shared = z.dim() == 2
-        return torch.stack([g(z if shared else z[i]) for i, g in enumerate(self.generators)])
+        return [g(z if shared else z[i]) for i, g in enumerate(self.generators)]
 
     def _vmapped(self, z: Tensor) -> Tensor:
         gens, template = self.generators, self.template

@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ganzoo.config import AMP_CHOICES
 from ganzoo.errors import GanzooError
-
-AMP_CHOICES = ("auto", "bf16", "off")
 
 
 @cache

@@ -20,7 +20,7 @@ import torch
 
 from ganzoo import __version__, distributed, rundir, train_options
 from ganzoo.checkpoint import read_checkpoint
-from ganzoo.config import make_config, read_config_file
+from ganzoo.config import AMP_CHOICES, VMAP_CHOICES, make_config, read_config_file
 from ganzoo.errors import GanzooError, StopRequested
 from ganzoo.parts import Strategy, TrainOption
 from ganzoo.runtime import stop_with_parent, tune_malloc
@@ -49,9 +49,9 @@ COMMON_OPTIONS = [
     click.option("--eval-every", type=int, default=None, help="Evaluate every K epochs (FID, KID, classes... as ganzoo eval) into metrics.jsonl. [default: 0, never]"),
     click.option("--eval-n", type=int, default=None, help="Samples per evaluation during training. [default: 2000]"),
     click.option("--eval-features", default=None, help="Feature extractor for those evaluations (ganzoo list extractors). [default: lenet]"),
-    click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default=None,
+    click.option("--amp", type=click.Choice(AMP_CHOICES), default=None,
                  help="bf16 autocast for the networks; auto: on for CPUs with AMX/AVX512-BF16 and bf16 GPUs. [default: auto]"),
-    click.option("--vmap", type=click.Choice(["auto", "on", "off"]), default=None,
+    click.option("--vmap", type=click.Choice(VMAP_CHOICES), default=None,
                  help="Run the N generators as one vmapped call; auto: on for CUDA, off for CPU (measured). [default: auto]"),
     click.option("--compile/--no-compile", default=None, help="torch.compile the networks (slower on CPU, see docs/performance.md). [default: off]"),
     click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format for the networks. [default: off]"),

@@ -182,7 +182,7 @@ class Trainer:
         n, z_dim = self.config.n_gens, self.config.z_dim
         shape = (batch, z_dim) if self.config.shared_z else (n, batch, z_dim)
         z = torch.randn(shape, generator=self.z_rng, device=self.device)
-        return list(self._generate(z).unbind(0))
+        return self._generate(z)
 
     def train_step(self) -> None:
         config = self.config

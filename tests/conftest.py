@@ -16,6 +16,14 @@ def host():
     return load_host()
 
 
+@pytest.fixture(scope="module")
+def tiny_host():
+    """A host with the installed plugins and the tiny in-memory datasets (ganzoo.testing), one per test module."""
+    from ganzoo.testing import make_host
+
+    return make_host()
+
+
 @pytest.fixture
 def small_run(host, tmp_path):
     """Train a strategy a few steps on a slice of real MNIST and return the Trainer."""

@@ -6,26 +6,13 @@ from typing import ClassVar
 
 import ganzoo_ema
 import numpy as np
-import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from ganzoo import hookimpl
 from ganzoo.checkpoint import read_checkpoint
-from ganzoo.cli import cli
-from ganzoo.testing import make_host, registered, smoke_train
-
-TINY = ["--dataset", "tiny", "--batch-size", "16", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny_host():
-    return make_host()
-
-
-def invoke(host, *args):
-    return CliRunner().invoke(cli, list(args), obj=host)
+from ganzoo.testing import registered, smoke_train
+from tests.helpers import TINY, invoke
 
 
 def test_the_average_follows_the_weights_step_by_step(tiny_host):

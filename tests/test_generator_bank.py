@@ -37,8 +37,8 @@ def test_both_paths_match_a_float64_loop(shared_z, vectorized, module):
     gens = generators(3, module)
     exact_gens = copy.deepcopy(gens).double()
     z = torch.randn(5, 16) if shared_z else torch.randn(3, 5, 16)
-    fakes = GeneratorBank(gens, vectorized=vectorized, device=CPU)(z)
-    exact = GeneratorBank(exact_gens, vectorized=False, device=CPU)._looped(z.double())
+    fakes = torch.stack(GeneratorBank(gens, vectorized=vectorized, device=CPU)(z))
+    exact = torch.stack(GeneratorBank(exact_gens, vectorized=False, device=CPU)._looped(z.double()))
     assert fakes.shape == exact.shape == (3, 5, 1, *exact.shape[-2:])
     torch.testing.assert_close(fakes.double(), exact, rtol=1e-4, atol=1e-5)
 
@@ -56,7 +56,7 @@ def test_both_paths_match_a_float64_loop(shared_z, vectorized, module):
 
 def test_a_gradient_sent_to_one_generator_reaches_that_one_only():
     gens = generators(3)
-    fakes = GeneratorBank(gens, vectorized=True, device=CPU)(torch.randn(3, 4, 16))
+    fakes = GeneratorBank(gens, vectorized=True, device=CPU)(torch.randn(3, 4, 16))  # a list, one per generator
     fakes[1].sum().backward()
     assert all(p.grad is None or not p.grad.any() for g in (gens[0], gens[2]) for p in g.parameters())
     assert all(p.grad is not None and p.grad.any() for p in gens[1].net[0].parameters())
@@ -68,7 +68,7 @@ def test_eval_mode_is_followed_when_vmapped():
     gens.eval()
     z = torch.randn(4, 16)
     before = [b.clone() for b in gens.buffers()]
-    out = bank(z)
+    out = torch.stack(bank(z))
     expected = torch.stack([g(z) for g in gens])
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
     assert all(torch.equal(a, b) for a, b in zip(before, gens.buffers()))  # eval: statistics untouched
@@ -113,9 +113,9 @@ def test_autocast_runs_the_network_in_bf16_and_hands_back_float32():
 
     gens, z = generators(2), torch.randn(4, 16)
     gens.eval()  # the same batch-norm statistics for both calls
-    fakes = GeneratorBank(gens, vectorized=True, device=CPU, amp=torch.bfloat16)(z)
+    fakes = torch.stack(GeneratorBank(gens, vectorized=True, device=CPU, amp=torch.bfloat16)(z))
     assert fakes.dtype == torch.float32
-    exact = GeneratorBank(gens, vectorized=False, device=CPU)(z)
+    exact = torch.stack(GeneratorBank(gens, vectorized=False, device=CPU)(z))
     assert 0 < (fakes - exact).abs().max() < 0.05
 
 

@@ -29,16 +29,11 @@ from ganzoo.parts import (
     Strategy,
     TrainOption,
 )
-from ganzoo.testing import make_host, registered, smoke_train, tiny_images
+from ganzoo.testing import registered, smoke_train, tiny_images
 from ganzoo.trainer import Trainer
+from tests.helpers import TINY
 
 PLUGINS_MD = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
-TINY = ["--dataset", "tiny", "--batch-size", "16", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny_host():
-    return make_host()
 
 
 def trainer_for(host, strategy="dcgan", run_dir=None, **settings):

@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
 from ganzoo_gman import Gman
 from ganzoo_madgan.policy import madgan_losses
 from ganzoo_mgan.policy import mgan_losses
@@ -18,21 +17,10 @@ from ganzoo_psg.tuple_policy import tuple_losses
 from PIL import Image
 
 from ganzoo.checkpoint import read_checkpoint
-from ganzoo.cli import cli
 from ganzoo.config import make_config
 from ganzoo.testing import make_host
 from ganzoo.trainer import Trainer
-
-TINY = ["--dataset", "tiny", "--batch-size", "16", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def tiny_host():
-    return make_host()
-
-
-def invoke(host, *args):
-    return CliRunner().invoke(cli, list(args), obj=host)
+from tests.helpers import TINY, invoke
 
 
 # -- every registered strategy ------------------------------------------------------------------
