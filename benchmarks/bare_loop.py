@@ -11,7 +11,7 @@ import copy
 
 import torch
 
-from ganzoo.precision import autocast
+from ganzoo.training.precision import autocast
 
 
 class BareLoop:

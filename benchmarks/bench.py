@@ -40,10 +40,10 @@ sys.path.insert(0, str(HERE))
 
 from bare_loop import BareLoop  # noqa: E402
 
-from ganzoo.config import make_config  # noqa: E402
-from ganzoo.host import load_host  # noqa: E402
-from ganzoo.runtime import tune_malloc  # noqa: E402
-from ganzoo.trainer import Trainer  # noqa: E402
+from ganzoo.core.compose import new_config  # noqa: E402
+from ganzoo.core.host import load_host  # noqa: E402
+from ganzoo.training.runtime import tune_malloc  # noqa: E402
+from ganzoo.training.trainer import Trainer  # noqa: E402
 
 SECTIONS = ("overhead", "data", "generators", "switches", "throughput", "memory", "reference")
 GPU_SECTIONS = ("overhead", "generators", "throughput", "memory")  # benchmarks/gpu_check.sh
@@ -65,11 +65,11 @@ class Bench:
     # -- building and timing ------------------------------------------------------------------
 
     def trainer(self, strategy: str = "psg", **settings) -> Trainer:
-        defaults = self.host.registry.get("strategy", strategy).defaults
         base = {"limit_data": self.args.limit_data, "device": self.args.device, "steps": 10**9, "seed": 0, "dataset": self.args.data}
         if self.args.data == "synthetic":
             base["arch"] = "dcgan28"
-        config = make_config(strategy, defaults, base, settings)
+        options = settings.pop("options", None)
+        config = new_config(self.host.registry, strategy, None, {**base, **settings}, options)
         return Trainer(config, self.host, self.tmp / f"run-{len(os.listdir(self.tmp))}")
 
     def time_steps(self, step: Callable[[], object], steps: int) -> float:
@@ -270,7 +270,7 @@ def reference_batches(args: argparse.Namespace):
 def machine_line() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    from ganzoo.precision import cpu_has_native_bf16
+    from ganzoo.training.precision import cpu_has_native_bf16
 
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return (f"machine: {cpu}, {os.cpu_count()} cores, native bf16: {cpu_has_native_bf16()}, {gpu}; "

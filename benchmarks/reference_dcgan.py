@@ -39,8 +39,8 @@ class PilMnist(Dataset):
 
 
 def mnist_loader(batch_size: int = 64, limit: int = 0) -> DataLoader:
-    from ganzoo.data import default_root, load_data
-    from ganzoo.host import load_host
+    from ganzoo.training.data import default_root, load_data
+    from ganzoo.core.host import load_host
 
     images = load_data(load_host().registry, "mnist", default_root()).images
     images = images[:limit] if limit else images

@@ -48,8 +48,8 @@ def run_arm(arm: dict, budget: float, data_limit: int) -> list[dict]:
     from torch import nn
     from torch.nn import functional as F
 
-    from ganzoo.evaluate import build_evaluator
-    from ganzoo.host import load_host
+    from ganzoo.evaluation.evaluator import build_evaluator
+    from ganzoo.core.host import load_host
 
     host = load_host()
     evaluator = build_evaluator(host, "mnist", features="lenet")
@@ -79,13 +79,14 @@ def run_arm(arm: dict, budget: float, data_limit: int) -> list[dict]:
         def step():
             ref.iteration(next(stream))
     else:
-        from ganzoo.config import make_config
-        from ganzoo.runtime import tune_malloc
-        from ganzoo.trainer import Trainer
+        from ganzoo.core.compose import new_config
+        from ganzoo.training.runtime import tune_malloc
+        from ganzoo.training.trainer import Trainer
 
         tune_malloc()
-        defaults = host.registry.get("strategy", arm["strategy"]).defaults
-        config = make_config(arm["strategy"], defaults, {"steps": 10**9, "limit_data": data_limit, "device": "cpu"}, arm["settings"])
+        settings = dict(arm["settings"])
+        options = settings.pop("options", None)
+        config = new_config(host.registry, arm["strategy"], None, {"steps": 10**9, "limit_data": data_limit, "device": "cpu", **settings}, options)
         trainer = Trainer(config, host, Path(tempfile.mkdtemp()) / "run")
         generators, z_dim = trainer.generators, config.z_dim
         modules = [trainer.generators, trainer.discriminator]

@@ -20,9 +20,9 @@ import pluggy
 import torch
 
 from ganzoo import hookimpl
-from ganzoo.config import make_config
-from ganzoo.host import Host, load_host, new_plugin_manager
-from ganzoo.parts import Dataset, ImageData
+from ganzoo.core.compose import new_config
+from ganzoo.core.host import Host, load_host, new_plugin_manager
+from ganzoo.core.parts import Dataset, ImageData
 
 TINY = "tiny"  # 1 x 28 x 28, for dcgan28
 TINY32 = "tiny32"  # 3 x 32 x 32, for cnn32
@@ -96,18 +96,20 @@ def smoke_train(strategy: str, *, host: Host | None = None, steps: int = 3, run_
     """Train ``strategy`` for ``steps`` generator steps on the CPU and return its last metrics record.
 
     Defaults: the ``tiny`` dataset, batch 16, metrics read every step, 4 fixed-z samples;
-    ``settings`` override any TrainConfig field (``n_gens=2``, ``options={"pack": 4}``, ...).
+    ``settings`` override any TrainConfig field (``n_gens=2``, ``policy="binary"``, ...) and
+    ``options`` sets parts' options (``options={"pack": 4}``), as on the command line: an option
+    of a part the run does not use is refused.
     The run goes to a temporary folder unless ``run_dir`` is given. A NaN or infinite loss or
-    weight raises ``ganzoo.errors.NonFiniteError`` at the step it appears (metrics are read, and
+    weight raises ``ganzoo.core.errors.NonFiniteError`` at the step it appears (metrics are read, and
     checked, every step), so that a broken loss fails the test that calls this.
     """
-    from ganzoo.trainer import Trainer  # torch-heavy; imported when a test trains
+    from ganzoo.training.trainer import Trainer  # torch-heavy; imported when a test trains
 
     host = host if host is not None else make_host()
-    defaults = host.registry.get("strategy", strategy).defaults
     dataset = {} if TINY in host.registry.names("dataset") else {"dataset": "mnist", "limit_data": TINY_COUNT}
     base = {"dataset": TINY, "batch_size": 16, "steps": steps, "device": "cpu", "log_every": 1, "sample_count": 4, **dataset}
-    config = make_config(strategy, defaults, base, settings)
+    options = settings.pop("options", {})
+    config = new_config(host.registry, strategy, None, {**base, **settings}, options)
     with contextlib.ExitStack() as stack:
         folder = Path(run_dir) if run_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         return Trainer(config, host, folder).run()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ganzoo.config import make_config
-from ganzoo.host import load_host
-from ganzoo.trainer import Trainer
+from ganzoo.core.config import make_config
+from ganzoo.core.host import load_host
+from ganzoo.training.trainer import Trainer
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from ganzoo.cli import cli
+from ganzoo.cli.main import cli
 
 TINY = ["--dataset", "tiny", "--batch-size", "16", "--device", "cpu"]  # options of a tiny ganzoo train
 

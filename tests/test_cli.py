@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ganzoo import __version__
-from ganzoo.checkpoint import read_checkpoint, save_checkpoint
-from ganzoo.cli import cli
+from ganzoo.training.checkpoint import read_checkpoint, save_checkpoint
+from ganzoo.cli.main import cli
 
 SMALL = ["--limit-data", "256", "--batch-size", "32", "--device", "cpu"]
 VENV_BIN = Path(sys.executable).parent
@@ -209,9 +209,12 @@ def test_resume_with_epochs_after_a_steps_run(tmp_path):
     assert (record["epoch"], record["step"], record["partial"]) == (2, 16, False)
 
 
-def test_help_lists_common_options_first():
+def test_help_groups_options_by_the_part_that_owns_them():
     text = invoke("train", "psg", "--help").stdout
-    assert text.index("--dataset") < text.index("--epochs") < text.index("--json") < text.index("--n-gens")
+    order = ["Core options:", "--policy", "--n-gens", "--dataset", "--epochs", "--json", "Policy options:", "--loss",
+             "Aggregation options:", "--gman-lambda", "Observer options (any run):", "--ema"]
+    assert [text.index(word) for word in order] == sorted(text.index(word) for word in order)
+    assert "[binary, pac; this strategy: bce]" in " ".join(text.split())  # who owns --loss, and psg's value
 
 
 def test_more_bad_input_is_one_line_and_exit_code_2(tmp_path):
@@ -223,13 +226,13 @@ def test_more_bad_input_is_one_line_and_exit_code_2(tmp_path):
     fifo = tmp_path / "fifo.png"
     os.mkfifo(fifo)
     dated = tmp_path / "dated.toml"
-    dated.write_text("[options]\nwhen = 1979-05-27\n")
+    dated.write_text("[options]\ntensorboard = 1979-05-27\n")
     cases = [
         (["train", "psg", "--resume", str(run_dir), "--steps", "1"], "already at step 2"),
         (["train", "psg", *SMALL, "--steps", "1", "--out", str(leftovers)], "is not empty"),
         (["train", "psg", "--lr", "inf"], "lr must be a positive number"),
         (["train", "psg", "--seed", "100000000000000"], "seed must be in [0, 2**32)"),
-        (["train", "psg", "--config", str(dated)], "may hold only strings, numbers"),
+        (["train", "psg", "--config", str(dated)], "--tensorboard needs a folder"),
         (["sample", str(run_dir), "--out", str(tmp_path)], "is not a regular file"),
         (["sample", str(run_dir), "--out", str(fifo)], "is not a regular file"),
         (["sample", str(run_dir), "--out", str(tmp_path / "no" / "such" / "x.png")], "does not exist"),

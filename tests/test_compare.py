@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ganzoo.compare_command import parse_spec
+from ganzoo.cli.compare import parse_spec
 
 TINY = ["--epochs", "2", "--limit-data", "128", "--eval-n", "100", "--final-n", "100"]
 
@@ -109,7 +109,7 @@ def test_the_report_keeps_its_tables_without_matplotlib(tmp_path, monkeypatch):
     for figure in out.glob("*.png"):
         figure.unlink()
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
-    from ganzoo.compare_report import write_report
+    from ganzoo.evaluation.compare_report import write_report
 
     settings = json.loads((out / "compare.json").read_text())["settings"]
     report = write_report(out, [parse_spec("sngan")], 1, settings).read_text()

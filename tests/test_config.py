@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ganzoo.config import make_config, read_config_file
-from ganzoo.errors import GanzooError
+from ganzoo.core.config import make_config, read_config_file
+from ganzoo.core.errors import GanzooError
 
 
 def test_precedence_defaults_strategy_file_command_line(tmp_path):

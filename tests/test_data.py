@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganzoo.data import Batches, load_data, read_idx
-from ganzoo.errors import DataError
+from ganzoo.training.data import Batches, load_data, read_idx
+from ganzoo.core.errors import DataError
 from ganzoo_datasets import cifar, mnist
 
 
@@ -169,3 +169,51 @@ def test_corrupt_gzip_and_empty_idx_are_data_errors(tmp_path):
     write_idx(empty, torch.zeros(0, 28, 28))
     with pytest.raises(DataError, match="holds no items"):
         read_idx(empty)
+
+
+def test_a_gzip_bomb_is_read_only_as_far_as_its_header_declares(tmp_path):
+    """1 GB of zeros behind a 4-image header, as 16 repeated gzip members (~1 MB on disk): refused
+    as padded after reading 4 images and one byte more, never decompressed whole."""
+    import resource
+    import time
+
+    path = tmp_path / "bomb-images-idx3-ubyte.gz"
+    zeros = gzip.compress(bytes(64 << 20), mtime=0)
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(4 * 784)) + zeros * 16)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(DataError, match="truncated or padded"):
+        read_idx(path)
+    assert time.perf_counter() - started < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 64 << 10  # KiB: no 1 GB buffer
+
+
+def test_an_idx_header_asking_for_more_than_the_limit_is_refused_unread(tmp_path):
+    path = tmp_path / "huge-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + (2**32 - 1).to_bytes(4, "big") + (2**16).to_bytes(4, "big") * 2))
+    with pytest.raises(DataError, match="ganzoo reads IDX files of at most"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "/dev/urandom"])
+def test_idx_files_that_are_not_regular_files_are_refused_at_once(tmp_path, kind):
+    import os
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    path = folder / "train-images-idx3-ubyte"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(kind)
+    with pytest.raises(DataError, match="is not a regular file"):
+        read_idx(path)
+    with pytest.raises(DataError, match="is not a regular file"):  # found by name, then refused: not skipped
+        mnist.load_idx_folder(str(folder), tmp_path, "train")
+
+
+def test_idx_given_a_file_names_its_folder(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    write_idx(path, torch.zeros(4, 5, 5))
+    with pytest.raises(DataError, match=f"is a file; idx:PATH takes the folder that holds the IDX files \\(idx:{tmp_path}\\)"):
+        mnist.load_idx_folder(str(path), tmp_path, "train")

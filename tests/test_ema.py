@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ganzoo import hookimpl
-from ganzoo.checkpoint import read_checkpoint
+from ganzoo.training.checkpoint import read_checkpoint
 from ganzoo.testing import registered, smoke_train
 from tests.helpers import TINY, invoke
 
@@ -88,7 +88,7 @@ def test_a_submodule_named_generator_is_not_a_weight_set():
     """Only prefixes in front of the trainer's own names are extra sets (ema.generator.0...)."""
     import torch
 
-    from ganzoo.sampling import choose_weights, weight_sets
+    from ganzoo.training.sampling import choose_weights, weight_sets
 
     plain = {"generator.0.generator.0.weight": torch.zeros(1), "discriminator.generator.0.bias": torch.zeros(1),
              "optimizer.generator.0.x": torch.zeros(1)}

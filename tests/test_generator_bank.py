@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganzoo.errors import GanzooError
-from ganzoo.generator_bank import GeneratorBank, use_vmap, why_not_vmap
-from ganzoo.precision import Autocast, resolve_amp
+from ganzoo.core.errors import GanzooError
+from ganzoo.training.generator_bank import GeneratorBank, use_vmap, why_not_vmap
+from ganzoo.training.precision import Autocast, resolve_amp
 from ganzoo_nets import cnn32, dcgan28
 
 CPU = torch.device("cpu")
@@ -132,7 +132,7 @@ def test_training_with_each_path_agrees_over_a_few_steps(small_run):
 
 
 def test_runs_from_before_amp_resume_in_float32():
-    from ganzoo.trainer import config_from_checkpoint
+    from ganzoo.training.resume import config_from_checkpoint
 
     old = {"strategy": "psg", "config": {"n_gens": 2, "device": "cpu"}}  # a manifest written before --amp existed
     assert config_from_checkpoint(old).amp == "off"

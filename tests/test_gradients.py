@@ -55,9 +55,9 @@ def test_independent_through_real_networks():
     d = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Flatten(0))
     z, real = torch.randn(6, 3), torch.randn(6, 5)
     policy = TuplePolicy()
-    out = policy(d, real, [g1(z), g2(z)])
+    out = policy(d, real, [g1(z), g2(z)], "generator")
     full = torch.autograd.grad(independent(out).generators, list(g1.parameters()))
-    out_alone = policy(d, real, [g1(z), g2(z).detach()])
+    out_alone = policy(d, real, [g1(z), g2(z).detach()], "generator")
     alone = torch.autograd.grad(out_alone.g_losses[0].mean(), list(g1.parameters()))
     for a, b in zip(full, alone):
         torch.testing.assert_close(a, b)

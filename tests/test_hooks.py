@@ -14,12 +14,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ganzoo import hookdoc, hookimpl
-from ganzoo.checkpoint import read_checkpoint
-from ganzoo.cli import cli
-from ganzoo.config import make_config
-from ganzoo.errors import GanzooError, PluginError
-from ganzoo.parts import (
+from ganzoo import hookimpl
+from ganzoo.core import hookdoc
+from ganzoo.training.checkpoint import read_checkpoint
+from ganzoo.cli.main import cli
+from ganzoo.core.config import make_config
+from ganzoo.core.errors import GanzooError, PluginError
+from ganzoo.core.parts import (
     Architecture,
     Dataset,
     Extractor,
@@ -30,7 +31,7 @@ from ganzoo.parts import (
     TrainOption,
 )
 from ganzoo.testing import registered, smoke_train, tiny_images
-from ganzoo.trainer import Trainer
+from ganzoo.training.trainer import Trainer
 from tests.helpers import TINY
 
 PLUGINS_MD = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
@@ -57,7 +58,7 @@ def test_every_hook_is_in_the_reference_with_its_exact_signature():
 
 def test_the_reference_is_the_rendering_of_the_docstrings():
     block = hookdoc.documented_block(PLUGINS_MD.read_text(encoding="utf-8"))
-    assert block == hookdoc.render(), "run: python -m ganzoo.hookdoc --write docs/plugins.md"
+    assert block == hookdoc.render(), "run: python -m ganzoo.core.hookdoc --write docs/plugins.md"
     for name, function in hookdoc.hook_specs():
         doc = inspect.getdoc(function)
         assert ".. versionadded::" in doc, name
@@ -98,7 +99,7 @@ def test_hook_ganzoo_register_input_policies(tiny_host):
     calls = []
 
     def policy(discriminator, real, fakes):
-        from ganzoo_sngan.binary_policy import binary_losses
+        from ganzoo_binary.binary_policy import binary_losses
 
         calls.append(len(fakes))
         scores = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0])
@@ -216,7 +217,7 @@ def test_hook_ganzoo_register_train_options(tiny_host, tmp_path):
             assert "--noise FLOAT" in CliRunner().invoke(cli, ["train", strategy, "--help"], obj=host).stdout
         ok = CliRunner().invoke(cli, ["train", "dcgan", *TINY, "--steps", "1", "--noise", "0.5", "--out", str(run_dir), "--json"], obj=host)
         assert ok.exit_code == 0, ok.output
-        assert read_checkpoint(run_dir)[1]["config"]["options"] == {"noise": 0.5}
+        assert read_checkpoint(run_dir)[1]["config"]["options"] == {"loss": "bce", "noise": 0.5}  # dcgan's loss, and ours
         bad = CliRunner().invoke(cli, ["train", "dcgan", *TINY, "--noise", "-1", "--out", str(tmp_path / "bad")], obj=host)
         assert bad.exit_code == 2 and bad.stderr == "error: --noise must be 0 or more, got -1.0\n"
         assert not (tmp_path / "bad").exists()
@@ -225,24 +226,29 @@ def test_hook_ganzoo_register_train_options(tiny_host, tmp_path):
     assert "--noise" not in CliRunner().invoke(cli, ["train", "dcgan", "--help"], obj=tiny_host).stdout
 
 
-def test_a_plugin_train_option_never_takes_a_flag_the_command_already_has(tiny_host, tmp_path):
-    class P:
+def test_a_plugin_option_that_takes_a_core_or_another_parts_flag_makes_its_plugin_broken(tiny_host, tmp_path):
+    class Steps:
         @hookimpl
         def ganzoo_register_train_options(self, register):
-            register(TrainOption("--steps", "other_steps", "clashes with the shared --steps", type=int))
-            register(TrainOption("--beta", "other_beta", "clashes with MGAN's own --beta", type=float))
-            register(TrainOption("--beta", "third_beta", "clashes with the option just above", type=float))
+            register(TrainOption("--steps", "other_steps", "clashes with the core's --steps", type=int))
+
+    class Beta:
+        @hookimpl
+        def ganzoo_register_train_options(self, register):
+            register(TrainOption("--beta", "other_beta", "clashes with the mgan policy's --beta", type=float))
 
     run_dir = tmp_path / "run"
-    with registered(P(), tiny_host) as host:
+    with registered(Steps(), tiny_host, name="steps-plugin") as host, registered(Beta(), host, name="beta-plugin"):
+        rows = {row["name"]: row for row in json.loads(CliRunner().invoke(cli, ["plugins", "--json"], obj=host).stdout)}
+        assert rows["steps-plugin"]["status"] == "broken" and "collides with ganzoo train's own --steps" in rows["steps-plugin"]["error"]
+        assert rows["beta-plugin"]["status"] == "broken"
+        assert "--beta is already declared by input policy mgan for another setting" in rows["beta-plugin"]["error"]
         result = CliRunner().invoke(cli, ["train", "mgan", *TINY, "--n-gens", "2", "--steps", "1", "--beta", "0.5",
                                           "--out", str(run_dir), "--json"], obj=host)
         assert result.exit_code == 0, result.output
         _, manifest = read_checkpoint(run_dir)
-        assert manifest["step"] == 1  # --steps is still the shared option, not the plugin's
+        assert manifest["step"] == 1  # --steps is the core's, --beta the mgan policy's
         assert manifest["config"]["options"] == {"mgan_beta": 0.5, "share_layers": True}
-        # where the flag is free, the first plugin option that asks for it gets it
-        assert "clashes with MGAN's own --beta" in CliRunner().invoke(cli, ["train", "dcgan", "--help"], obj=host).stdout
 
 
 # -- observer hooks -----------------------------------------------------------------------------
@@ -258,7 +264,7 @@ def test_hook_ganzoo_on_models_built(tiny_host):
         @hookimpl
         def ganzoo_on_models_built(self, trainer):
             # before the optimizers: tie the generators' last layers, and the optimizers follow
-            assert not hasattr(trainer, "g_optimizers")
+            assert trainer.g_optimizers == [] and trainer.state.d_optimizer is None
             trainer.generators[1].net[-2] = trainer.generators[0].net[-2]
 
     with registered(P(), tiny_host) as host:
@@ -325,9 +331,22 @@ def test_hook_ganzoo_on_checkpoint_saved(tiny_host):
 
 
 def test_hook_ganzoo_on_checkpoint_save(tiny_host, tmp_path):
+    """The 0.2 name of ganzoo_add_checkpoint_tensors: still called, with a DeprecationWarning at registration."""
+    with pytest.warns(DeprecationWarning, match="ganzoo_add_checkpoint_tensors since plugin API 0.3"):
+        class Old:
+            @hookimpl
+            def ganzoo_on_checkpoint_save(self, trainer, tensors):
+                tensors["old.steps"] = torch.tensor([trainer.step])
+
+        with registered(Old(), tiny_host) as host:
+            smoke_train("dcgan", host=host, steps=2, run_dir=tmp_path / "run")
+    assert read_checkpoint(tmp_path / "run")[0]["old.steps"].tolist() == [2]
+
+
+def test_hook_ganzoo_add_checkpoint_tensors(tiny_host, tmp_path):
     class P:
         @hookimpl
-        def ganzoo_on_checkpoint_save(self, trainer, tensors):
+        def ganzoo_add_checkpoint_tensors(self, trainer, tensors):
             tensors["counter.steps"] = torch.tensor([trainer.step])
 
     with registered(P(), tiny_host) as host:
@@ -337,7 +356,7 @@ def test_hook_ganzoo_on_checkpoint_save(tiny_host, tmp_path):
 
     class Clobber:
         @hookimpl
-        def ganzoo_on_checkpoint_save(self, trainer, tensors):
+        def ganzoo_add_checkpoint_tensors(self, trainer, tensors):
             tensors["sample_z"] = torch.zeros(1)
 
     with registered(Clobber(), tiny_host) as host, pytest.raises(PluginError, match="names the trainer's state uses: sample_z"):
@@ -349,7 +368,7 @@ def test_hook_ganzoo_on_checkpoint_load(tiny_host, tmp_path):
         loaded: ClassVar[list] = []
 
         @hookimpl
-        def ganzoo_on_checkpoint_save(self, trainer, tensors):
+        def ganzoo_add_checkpoint_tensors(self, trainer, tensors):
             tensors["counter.steps"] = torch.tensor([trainer.step * 10])
 
         @hookimpl

@@ -10,27 +10,22 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from ganzoo.cli import cli
-from ganzoo.errors import PluginError
-from ganzoo.host import load_host
+from ganzoo.cli.main import cli
+from ganzoo.core.errors import PluginError
+from ganzoo.core.host import load_host
 
-BUILTINS = {"psg", "sngan", "aggregations", "nets", "datasets", "dcgan", "madgan", "mgan", "gman", "pacgan", "ema", "tensorboard"}
+BUILTINS = {"psg", "sngan", "binary", "aggregations", "nets", "datasets", "dcgan", "madgan", "mgan", "gman", "pacgan", "ema", "tensorboard"}
 
 LOCAL_PLUGIN = textwrap.dedent('''
     """A plugin in a plain file: a strategy that trains PSG with three generators."""
     from ganzoo import hookimpl
-    from ganzoo.parts import Strategy
-    from ganzoo.train_command import strategy_command
+    from ganzoo.core.parts import Strategy
 
     STRATEGY = Strategy("psg3", "PSG with three generators", {"policy": "tuple", "n_gens": 3})
 
     @hookimpl
     def ganzoo_register_strategies(register):
         register(STRATEGY)
-
-    @hookimpl
-    def ganzoo_register_commands(register):
-        register(strategy_command(STRATEGY), group="train")
 ''')
 
 
@@ -64,9 +59,10 @@ def test_disabling_removes_a_plugin_and_its_parts(monkeypatch):
     assert rows["madgan"]["status"] == "disabled" and rows["madgan"]["error"] == "named in GANZOO_DISABLE_PLUGINS"
     assert rows["psg"]["status"] == "ok" and rows["psg"]["error"] == ""
     assert set(rows["ema"]) == {"name", "distribution", "version", "entry_point", "hooks", "status", "error"}
-    assert "ganzoo_on_checkpoint_save" in rows["ema"]["hooks"]
+    assert "ganzoo_add_checkpoint_tensors" in rows["ema"]["hooks"]
     gone = CliRunner().invoke(cli, ["train", "madgan"])
     assert gone.exit_code == 2 and "unknown command 'madgan'" in gone.stderr
+    assert "plugins not loaded: madgan (named in GANZOO_DISABLE_PLUGINS), tensorboard (named in" in gone.stderr
     assert "--tensorboard" not in CliRunner().invoke(cli, ["train", "dcgan", "--help"]).stdout
 
 

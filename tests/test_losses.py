@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ganzoo_aggregations import algorithm1, independent, mean
 from ganzoo_psg.tuple_policy import tuple_losses
-from ganzoo_sngan.binary_policy import binary_losses
+from ganzoo_binary.binary_policy import binary_losses
 
 
 def softmax_col(column):

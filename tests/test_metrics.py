@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from ganzoo import metrics
-from ganzoo.compare_report import convergence_epoch
+from ganzoo.evaluation import metrics
+from ganzoo.evaluation.compare_report import convergence_epoch
 
 
 def gaussian(n: int, dim: int = 8, shift: float = 0.0, seed: int = 0) -> torch.Tensor:

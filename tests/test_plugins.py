@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from ganzoo import hookimpl
-from ganzoo.cli import cli
-from ganzoo.errors import DuplicateNameError, UnknownNameError
-from ganzoo.host import load_host
-from ganzoo.parts import NamedFactory, Objective, Strategy
-from ganzoo.registry import Registry
+from ganzoo.cli.main import cli
+from ganzoo.core.errors import DuplicateNameError, UnknownNameError
+from ganzoo.core.host import load_host
+from ganzoo.core.parts import NamedFactory, Objective, Strategy
+from ganzoo.core.registry import Registry
 
 
 class MaxPlugin:
@@ -60,7 +60,7 @@ def test_builtins_come_through_the_entry_point_group(host):
         assert info.distribution == "ganzoo"
         assert info.entry_point.startswith(f"{name} = ganzoo_")
     assert host.registry.entry("strategy", "psg").plugin == "psg"
-    assert host.registry.entry("input policy", "binary").plugin == "sngan"
+    assert host.registry.entry("input policy", "binary").plugin == "binary"  # shared by sngan, dcgan, psg --policy binary
     assert set(host.registry.names("aggregation")) >= {"mean", "independent", "algorithm1"}
     assert set(host.registry.names("architecture")) >= {"dcgan28", "cnn32"}
     assert set(host.registry.names("dataset")) >= {"mnist", "fashion-mnist", "cifar10", "idx"}
@@ -71,7 +71,14 @@ def test_plugin_registered_in_a_test_shows_in_list():
     result = CliRunner().invoke(cli, ["list", "--json"], obj=host)
     assert result.exit_code == 0, result.output
     listing = json.loads(result.output)
-    assert {"name": "max", "plugin": "MaxPlugin", "summary": "the largest generator loss"} in listing["aggregations"]
+    rows = {row["name"]: row for row in listing["aggregations"]}
+    assert {k: rows["max"][k] for k in ("name", "plugin", "summary")} == {"name": "max", "plugin": "MaxPlugin", "summary": "the largest generator loss"}
+    assert rows["max"]["options"] == [] and rows["max"]["supports"]["min_gens"] == 1
+    assert rows["algorithm1"]["supports"]["requires"] == ["tuple-pick"]
+    policies = {row["name"]: row for row in listing["policies"]}
+    assert policies["tuple"]["supports"]["provides"] == ["tuple-pick"] and policies["pac"]["supports"]["packs_images"] is True
+    assert [o["flag"] for o in policies["pac"]["options"]] == ["--loss", "--pack"]
+    assert {o["flag"] for o in listing["options"]} >= {"--ema", "--tensorboard"}  # the observers' options
     assert any(row["name"] == "maxpsg" for row in listing["strategies"])
     # the human table too
     table = CliRunner().invoke(cli, ["list", "aggregations"], obj=host)
@@ -161,11 +168,17 @@ def test_broken_command_hook_and_command_clash_are_reported():
         def ganzoo_register_commands(self, register):
             register(click.Command("psg"), group="train")
 
-    host = load_host(plugins=[BadCommands(), ClashingCommands()])
+    class ClashingRoot:
+        @hookimpl
+        def ganzoo_register_commands(self, register):
+            register(click.Command("sample"), group="root")
+
+    host = load_host(plugins=[BadCommands(), ClashingCommands(), ClashingRoot()])
     broken = {p.name: p.error for p in host.broken()}
     assert broken["BadCommands"] == "ganzoo_register_commands raised RuntimeError: no commands today"
-    assert "command 'psg' is registered by both plugin 'psg' and plugin 'ClashingCommands'" in broken["ClashingCommands"]
-    assert host.group_commands("train")["psg"].params  # the built-in command stays
+    assert "train command 'psg' belongs to plugin 'psg''s strategy" in broken["ClashingCommands"]
+    assert "command 'sample' is one of ganzoo's own commands" in broken["ClashingRoot"]
+    assert "--n-gens" in CliRunner().invoke(cli, ["train", "psg", "--help"], obj=host).stdout  # the core's command stays
     result = CliRunner().invoke(cli, ["plugins", "--json"], obj=host)
     assert {r["name"]: r["status"] for r in json.loads(result.stdout)}["BadCommands"] == "broken"
 
@@ -196,7 +209,7 @@ def test_importing_ganzoo_loads_no_plugins_and_no_console():
     import subprocess
 
     code = (
-        "import sys, ganzoo, ganzoo.cli, ganzoo.trainer, ganzoo.host;"
+        "import sys, ganzoo, ganzoo.cli.main, ganzoo.training.trainer, ganzoo.core.host;"
         "loaded = sorted(m for m in sys.modules if m.startswith('ganzoo_') or m == 'rich.console');"
         "print(loaded)"
     )
@@ -229,7 +242,7 @@ def test_an_entry_point_name_taken_twice_is_named_with_its_distribution(monkeypa
 def test_malloc_tuning_is_applied_at_train_time_and_can_be_turned_off(tmp_path, monkeypatch):
     import tomllib
 
-    from ganzoo.runtime import tune_malloc
+    from ganzoo.training.runtime import tune_malloc
 
     assert tune_malloc() is True  # glibc, as on every machine this suite runs on
     monkeypatch.setenv("GANZOO_MALLOC_TUNING", "0")
@@ -238,3 +251,14 @@ def test_malloc_tuning_is_applied_at_train_time_and_can_be_turned_off(tmp_path, 
     args = ["train", "sngan", "--limit-data", "64", "--batch-size", "32", "--steps", "1", "--device", "cpu", "--out", str(run_dir), "--quiet"]
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert tomllib.loads((run_dir / "config.toml").read_text())["meta"]["malloc_tuning"] is False
+
+
+def test_plugins_table_keeps_every_hook_name_whole_in_80_columns():
+    host = load_host()
+    result = CliRunner().invoke(cli, ["plugins"], obj=host, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    words = set(result.stdout.replace("│", " ").split())
+    for info in host.plugins.values():
+        for hook in info.hooks:
+            assert hook.removeprefix("ganzoo_") in words, hook  # folded onto its own line, never cut with "…"

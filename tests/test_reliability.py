@@ -19,15 +19,16 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ganzoo import files, hookimpl
-from ganzoo.checkpoint import read_checkpoint, save_checkpoint
-from ganzoo.cli import cli
-from ganzoo.config import make_config
-from ganzoo.errors import GanzooError, NonFiniteError
-from ganzoo.host import load_host
-from ganzoo.rundir import checkpoint_step
-from ganzoo.sampling import load_generators
-from ganzoo.trainer import Trainer
+from ganzoo import hookimpl
+from ganzoo.core import files
+from ganzoo.training.checkpoint import read_checkpoint, save_checkpoint
+from ganzoo.cli.main import cli
+from ganzoo.core.config import make_config
+from ganzoo.core.errors import GanzooError, NonFiniteError
+from ganzoo.core.host import load_host
+from ganzoo.training.rundir import checkpoint_step
+from ganzoo.training.sampling import load_generators
+from ganzoo.training.trainer import Trainer
 
 TINY = ["--limit-data", "128", "--batch-size", "32", "--device", "cpu"]
 
@@ -305,3 +306,18 @@ def test_repeated_rollbacks_keep_halving_then_give_up(tmp_path):
     with pytest.raises(NonFiniteError, match="non-finite values at step 6"):
         Trainer(config, host, tmp_path / "run").run()
     assert poison.lrs == [2e-4, 1e-4, 5e-5, 2.5e-5]  # three rollbacks, each halving, then stop
+
+
+def test_a_checkpoint_from_another_kind_of_device_resumes_and_says_it_is_not_exact(tmp_path):
+    run_dir = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["train", "psg", *TINY, "--steps", "2", "--out", str(run_dir), "--quiet"]).exit_code == 0
+    tensors, manifest = read_checkpoint(run_dir / "checkpoint.safetensors")
+    tensors["rng.z"] = torch.arange(16, dtype=torch.uint8)  # a CUDA generator's state: seed and offset, 16 bytes
+    save_checkpoint(run_dir / "checkpoint.safetensors", tensors, {k: v for k, v in manifest.items() if k != "format"})
+    result = CliRunner().invoke(cli, ["train", "psg", "--resume", str(run_dir), "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert "saved on another kind of device: the z stream restarts, so this resume is not bit-exact" in result.stderr
+    meta = (run_dir / "config.toml").read_text()
+    assert "exact_resume = false" in meta
+    later = CliRunner().invoke(cli, ["train", "psg", "--resume", str(run_dir), "--steps", "4", "--quiet"])
+    assert later.exit_code == 0 and "exact_resume = false" in (run_dir / "config.toml").read_text()  # the run as a whole stays so

@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from ganzoo_gman import Gman
 from ganzoo_madgan.policy import madgan_losses
 from ganzoo_mgan.policy import mgan_losses
-from ganzoo_pacgan.policy import PacPolicy, pack
+from ganzoo_binary.pac_policy import PacPolicy, pack
 from ganzoo_psg.tuple_policy import tuple_losses
 from PIL import Image
 
-from ganzoo.checkpoint import read_checkpoint
-from ganzoo.config import make_config
+from ganzoo.training.checkpoint import read_checkpoint
+from ganzoo.core.config import make_config
 from ganzoo.testing import make_host
-from ganzoo.trainer import Trainer
+from ganzoo.training.trainer import Trainer
 from tests.helpers import TINY, invoke
 
 
@@ -79,7 +79,7 @@ def test_madgan_discriminator_has_n_plus_one_outputs_and_learns(tiny_host):
     for _ in range(10):
         trainer.train_step()
     with torch.no_grad():
-        out = trainer.policy(trainer.discriminator, trainer.batches.batch(50), trainer._fakes(16))
+        out = trainer.policy(trainer.discriminator, trainer.batches.batch(50), trainer._fakes(16), "generator")
     assert out.chance == pytest.approx(1 / 3)
     # ln 3 is the loss of D's untrained, nearly uniform softmax (measured: 1.09 at step 1, 0.87 at step 10)
     assert out.d_losses.mean().item() < math.log(3) - 0.15
@@ -204,7 +204,7 @@ def test_pac_policy_scores_packs_and_repeats_them_per_image():
         return x.mean((1, 2, 3))
 
     real, fake = torch.ones(6, 1, 2, 2), -torch.ones(6, 1, 2, 2)
-    out = PacPolicy("bce", 3, 6)(discriminator, real, [fake])
+    out = PacPolicy("bce", 3, 6)(discriminator, real, [fake], "discriminator")
     assert seen == [(4, 3, 2, 2)]  # (2 real packs + 2 fake packs) of 3 images each
     assert out.d_losses.shape == (6,) and out.g_losses.shape == (1, 6)
     assert out.d_losses.tolist() == pytest.approx([2 * math.log1p(math.exp(-1))] * 6)
@@ -219,7 +219,7 @@ def test_pacgan_discriminator_sees_m_times_the_channels(tiny_host, tmp_path):
     tensors, manifest = read_checkpoint(run_dir)
     assert tensors["discriminator.net.0.weight"].shape[1] == 12  # 4 packed RGB images
     assert manifest["discriminator"] == {"packing": 4, "outputs": 1}
-    assert manifest["config"]["options"] == {"pack": 4}
+    assert manifest["config"]["options"] == {"loss": "bce", "pack": 4}
     bad = invoke(tiny_host, "train", "pacgan", *TINY, "--pack", "3", "--out", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and bad.stderr == "error: batch-size 16 is not a multiple of --pack 3\n"
     assert not (tmp_path / "bad").exists()
@@ -232,7 +232,7 @@ def test_pacgan_discriminator_sees_m_times_the_channels(tiny_host, tmp_path):
 
 def test_dcgan_is_one_generator_bce_without_spectral_norm(tiny_host):
     defaults = tiny_host.registry.get("strategy", "dcgan").defaults
-    assert (defaults["n_gens"], defaults["loss"], defaults["spectral_norm"], defaults["policy"]) == (1, "bce", False, "binary")
+    assert (defaults["n_gens"], defaults["options"]["loss"], defaults["spectral_norm"], defaults["policy"]) == (1, "bce", False, "binary")
     config = make_config("dcgan", defaults, {"dataset": "tiny", "batch_size": 16, "device": "cpu"})
     trainer = Trainer(config, tiny_host, "never-written")
     assert not any(hasattr(m, "parametrizations") for m in trainer.discriminator.modules())

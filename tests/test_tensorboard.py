@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ganzoo import hookimpl
-from ganzoo.cli import cli
+from ganzoo.cli.main import cli
 from ganzoo.testing import make_host, registered
 
 
@@ -80,4 +80,4 @@ def test_resume_keeps_logging_and_may_move_the_logs(tmp_path):
         steps[folder.name] = [e.step for e in events.Scalars("train/d_loss")]
     assert steps == {"tb1": [1, 2, 3], "tb2": [4]}
     saved = tomllib.loads(run_dir.joinpath("config.toml").read_text())["train"]["options"]
-    assert saved == {"tensorboard": str(second.resolve())}
+    assert saved == {"loss": "bce", "tensorboard": str(second.resolve())}  # dcgan's loss, and the moved logs

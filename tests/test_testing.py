@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ganzoo import hookimpl
-from ganzoo.errors import NonFiniteError
-from ganzoo.host import load_host
-from ganzoo.parts import NamedFactory, PolicyOutput, Strategy
+from ganzoo.core.errors import NonFiniteError
+from ganzoo.core.host import load_host
+from ganzoo.core.parts import NamedFactory, PolicyOutput, Strategy
 from ganzoo.testing import (
     TINY32,
     fresh_plugin_manager,

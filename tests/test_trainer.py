@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from ganzoo import hookimpl
-from ganzoo.config import make_config
-from ganzoo.errors import DataError
-from ganzoo.host import load_host
-from ganzoo.trainer import Trainer
+from ganzoo.core.config import make_config
+from ganzoo.core.errors import DataError
+from ganzoo.core.host import load_host
+from ganzoo.training.trainer import Trainer
 
 
 def test_psg_discriminator_learns_and_generators_differ(small_run):
@@ -147,7 +147,7 @@ class Exploding:
 
 
 def test_an_observer_that_raises_is_named(tmp_path):
-    from ganzoo.errors import PluginError
+    from ganzoo.core.errors import PluginError
 
     host = load_host(plugins=[Exploding()])
     config = make_config("sngan", host.registry.get("strategy", "sngan").defaults,

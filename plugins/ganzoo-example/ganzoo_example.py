@@ -1,7 +1,8 @@
 """An example ganzoo plugin: the least-squares GAN (Mao et al. 2017) as a new strategy.
 
-It uses only the public plugin API: ``ganzoo.hookimpl``, the part types in ``ganzoo.parts`` and
-``ganzoo.train_command.strategy_command``. For a batch of tuples (x, G_1(z), ..., G_N(z)) with
+It uses only the public plugin API (0.3): ``ganzoo.hookimpl`` and the part types in
+``ganzoo.core.parts``; the core makes ``ganzoo train lsgan`` from the registered strategy, and
+the ``--coding`` option belongs to the policy that reads it. For a batch of tuples (x, G_1(z), ..., G_N(z)) with
 D's scores s (one per image, row 0 the real one), with targets a (fake), b (real), c (G's wish):
     D loss    = 1/2 (s_x - b)^2 + 1/2 mean_i (s_i - a)^2
     G_i loss  = 1/2 (s_i - c)^2
@@ -15,8 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import hookimpl
-from ganzoo.errors import GanzooError
-from ganzoo.parts import NamedFactory, PolicyOutput, Strategy, TrainOption
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.parts import NamedFactory, PolicyOutput, Strategy, TrainOption
 
 CODINGS = {"01": (0.0, 1.0, 1.0), "symmetric": (-1.0, 1.0, 0.0)}  # (a, b, c)
 
@@ -40,7 +41,7 @@ class LeastSquaresPolicy:
             raise GanzooError(f"unknown LSGAN coding {coding!r} (known: {', '.join(CODINGS)})")
         self.coding = coding
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor]) -> PolicyOutput:
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
         scores = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0])
         return least_squares_losses(scores, self.coding)
 
@@ -58,11 +59,8 @@ STRATEGY = Strategy(
     sources="0-1 coding and Adam 2e-4, beta1 0.5: Mao et al. 2017",
 )
 
-OPTIONS = [
-    TrainOption("--coding", "lsgan_coding", "Targets (a, b, c): 01 = (0, 1, 1) or symmetric = (-1, 1, 0). [default: 01]",
-                type=click.Choice(sorted(CODINGS)), check=check_coding),
-    click.option("--n-gens", type=int, default=None, help="Number of generators (each gets its own LSGAN loss). [default: 1]"),
-]
+CODING = TrainOption("--coding", "lsgan_coding", "Targets (a, b, c): 01 = (0, 1, 1) or symmetric = (-1, 1, 0). [default: 01]",
+                     type=click.Choice(sorted(CODINGS)), check=check_coding)
 
 
 @hookimpl
@@ -76,11 +74,5 @@ def ganzoo_register_input_policies(register):
         "least-squares",
         "D scores each image on its own; squared distance to the real and fake targets",
         lambda config: LeastSquaresPolicy(config.options.get("lsgan_coding", "01")),
+        options=(CODING,),
     ))
-
-
-@hookimpl
-def ganzoo_register_commands(register):
-    from ganzoo.train_command import strategy_command
-
-    register(strategy_command(STRATEGY, OPTIONS), group="train")

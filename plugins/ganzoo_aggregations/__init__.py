@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ganzoo import hookimpl
-from ganzoo.parts import NamedFactory, Objective, PolicyOutput
+from ganzoo.core.parts import NamedFactory, Objective, PolicyOutput, Supports
 
 
 def mean(out: PolicyOutput) -> Objective:
@@ -38,4 +38,6 @@ def algorithm1(out: PolicyOutput) -> Objective:
 def ganzoo_register_aggregations(register):
     register(NamedFactory("mean", mean.__doc__.splitlines()[0], lambda config: mean))
     register(NamedFactory("independent", independent.__doc__.splitlines()[0], lambda config: independent))
-    register(NamedFactory("algorithm1", "PSG's Algorithm 1: a generator whose sample D picked as real sits that tuple out", lambda config: algorithm1))
+    # Algorithm 1 needs D to choose one input per tuple as the real one (the tuple policy's picks).
+    register(NamedFactory("algorithm1", "PSG's Algorithm 1: a generator whose sample D picked as real sits that tuple out",
+                          lambda config: algorithm1, supports=Supports(requires=frozenset({"tuple-pick"}))))

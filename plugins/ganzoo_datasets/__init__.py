@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ganzoo import hookimpl
-from ganzoo.parts import Dataset
+from ganzoo.core.parts import Dataset
 
 
 @hookimpl

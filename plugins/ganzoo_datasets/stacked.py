@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.parts import ImageData
+from ganzoo.core.parts import ImageData
 
 from .mnist import load_mnist
 

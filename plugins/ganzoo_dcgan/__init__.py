@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ganzoo import hookimpl
-from ganzoo.parts import Strategy
+from ganzoo.core.parts import Strategy
 
 STRATEGY = Strategy(
     name="dcgan",
@@ -11,13 +11,13 @@ STRATEGY = Strategy(
     defaults={
         "policy": "binary",
         "aggregation": "mean",
-        "loss": "bce",
         "n_gens": 1,
         "spectral_norm": False,
         "lr": 2e-4,
         "beta1": 0.5,
         "beta2": 0.999,
         "n_dis": 1,
+        "options": {"loss": "bce"},
     },
     sources="Adam 2e-4, betas (0.5, 0.999), batch 64, BCE with the non-saturating G loss: Radford et al. 2016",
 )
@@ -26,10 +26,3 @@ STRATEGY = Strategy(
 @hookimpl
 def ganzoo_register_strategies(register):
     register(STRATEGY)
-
-
-@hookimpl
-def ganzoo_register_commands(register):
-    from ganzoo.train_command import strategy_command
-
-    register(strategy_command(STRATEGY), group="train")

@@ -14,8 +14,9 @@ import weakref
 import torch
 
 from ganzoo import hookimpl
-from ganzoo.parts import TrainOption
-from ganzoo.train_options import number_check
+from ganzoo.core.errors import CheckpointError
+from ganzoo.core.parts import TrainOption
+from ganzoo.core.options import number_check
 
 PREFIX = "ema"
 
@@ -69,7 +70,7 @@ def ganzoo_on_step_end(trainer, step):
 
 
 @hookimpl
-def ganzoo_on_checkpoint_save(trainer, tensors):
+def ganzoo_add_checkpoint_tensors(trainer, tensors):
     for i, average in enumerate(_AVERAGES.get(trainer) or ()):
         for key, value in average.items():
             tensors[f"{PREFIX}.generator.{i}.{key}"] = value
@@ -82,7 +83,12 @@ def ganzoo_on_checkpoint_load(trainer, tensors):
     table = _copy_of(trainer)
     for i, average in enumerate(table):
         for key in average:
-            saved = tensors.get(f"{PREFIX}.generator.{i}.{key}")
-            if saved is not None:  # a checkpoint saved before --ema existed starts from the weights
-                average[key] = saved.to(device=average[key].device, dtype=average[key].dtype).clone()
+            name = f"{PREFIX}.generator.{i}.{key}"
+            saved = tensors.get(name)
+            if saved is None:  # a checkpoint saved before --ema existed starts from the weights
+                continue
+            if not isinstance(saved, torch.Tensor) or saved.shape != average[key].shape:
+                raise CheckpointError(f"checkpoint tensor {name!r} does not fit generator {i + 1} "
+                                      f"(shape {tuple(getattr(saved, 'shape', ()))}, needs {tuple(average[key].shape)})")
+            average[key] = saved.to(device=average[key].device, dtype=average[key].dtype).clone()
     _AVERAGES[trainer] = table

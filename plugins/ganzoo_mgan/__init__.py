@@ -5,11 +5,9 @@ The loss is in policy.py; the layer sharing (all but each generator's first laye
 
 from __future__ import annotations
 
-import click
-
 from ganzoo import hookimpl
-from ganzoo.parts import NamedFactory, Strategy, TrainOption
-from ganzoo.train_options import boolean_check, number_check
+from ganzoo.core.options import boolean_check, number_check
+from ganzoo.core.parts import NamedFactory, Strategy, TrainOption
 
 BETA = 0.01  # the paper's default weight of the classifier term in G's loss
 
@@ -34,15 +32,12 @@ STRATEGY = Strategy(
     ),
 )
 
-OPTIONS = [
-    click.option("--n-gens", type=int, default=None, help="Number of generators K (>= 1). [default: 10]"),
+OPTIONS = (
     TrainOption("--beta", "mgan_beta", "Weight of the classifier's cross-entropy in G's loss. [default: 0.01]",
                 type=float, check=number_check(0.0, 1000.0, flag="--beta")),
-    TrainOption("--share-layers", "share_layers", "Generators share every layer but their first (z -> h). [default: share]",
+    TrainOption("--share-layers", "share_layers", "Generators share every layer but their first (z -> h). [default: no; mgan: share]",
                 is_flag=True, check=boolean_check("--share-layers")),
-    click.option("--shared-z/--no-shared-z", default=None, help="Feed every generator the same z. [default: each its own]"),
-    click.option("--spectral-norm/--no-spectral-norm", default=None, help="Spectral-normalise D. [default: off]"),
-]
+)
 
 
 @hookimpl
@@ -58,20 +53,14 @@ def ganzoo_register_input_policies(register):
         "mgan",
         "D's binary head plus an N-way classifier head on fakes; G_i's loss adds beta * CE",
         lambda config: MganPolicy(config.n_gens, float(config.options.get("mgan_beta", BETA))),
+        options=OPTIONS,
     ))
 
 
 @hookimpl
 def ganzoo_on_models_built(trainer):
-    # The option is read from any run, so --config files can share layers under other strategies too.
+    # --share-layers belongs to the mgan policy: it is in config.options only when that policy is in use.
     if trainer.config.options.get("share_layers") and len(trainer.generators) > 1:
         from ganzoo_mgan.sharing import share_all_but_first_layer
 
         share_all_but_first_layer(trainer.generators)
-
-
-@hookimpl
-def ganzoo_register_commands(register):
-    from ganzoo.train_command import strategy_command
-
-    register(strategy_command(STRATEGY, OPTIONS), group="train")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganzoo.parts import PolicyOutput
+from ganzoo.core.parts import PolicyOutput
 
 
 def mgan_losses(logits: Tensor, beta: float) -> PolicyOutput:
@@ -36,6 +36,6 @@ class MganPolicy:
         self.d_outputs = 1 + n_gens
         self.beta = beta
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor]) -> PolicyOutput:
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
         logits = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0], self.d_outputs)
         return mgan_losses(logits, self.beta)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ganzoo import hookimpl
-from ganzoo.parts import Architecture
+from ganzoo.core.parts import Architecture
 
 
 @hookimpl

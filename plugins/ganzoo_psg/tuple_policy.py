@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ganzoo.parts import PolicyOutput
+from ganzoo.core.parts import PolicyOutput
 
 
 def tuple_losses(scores: Tensor) -> PolicyOutput:
@@ -36,6 +36,6 @@ def tuple_losses(scores: Tensor) -> PolicyOutput:
 class TuplePolicy:
     """Runs D once on the concatenated (N + 1) x B batch and scores the tuples."""
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor]) -> PolicyOutput:
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
         scores = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0])
         return tuple_losses(scores)

@@ -1,11 +1,12 @@
-"""SNGAN (Miyato et al. 2018): one generator, a spectral-normalised D, the binary policy with hinge loss."""
+"""SNGAN (Miyato et al. 2018): one generator, a spectral-normalised D, the binary policy with hinge loss.
+
+The binary policy is the ``ganzoo_binary`` plugin's; this plugin is the recipe only.
+"""
 
 from __future__ import annotations
 
-import click
-
 from ganzoo import hookimpl
-from ganzoo.parts import NamedFactory, Strategy
+from ganzoo.core.parts import Strategy
 
 STRATEGY = Strategy(
     name="sngan",
@@ -13,13 +14,13 @@ STRATEGY = Strategy(
     defaults={
         "policy": "binary",
         "aggregation": "mean",
-        "loss": "hinge",
         "n_gens": 1,
         "spectral_norm": True,
         "lr": 2e-4,
         "beta1": 0.5,
         "beta2": 0.999,
         "n_dis": 1,
+        "options": {"loss": "hinge"},
     },
     sources=(
         "hinge loss and spectral norm with one power iteration: Miyato et al. 2018; "
@@ -27,31 +28,7 @@ STRATEGY = Strategy(
     ),
 )
 
-OPTIONS = [
-    click.option("--loss", type=click.Choice(["hinge", "bce"]), default=None, help="D and G loss. [default: hinge]"),
-]
-
 
 @hookimpl
 def ganzoo_register_strategies(register):
     register(STRATEGY)
-
-
-@hookimpl
-def ganzoo_register_input_policies(register):
-    from ganzoo_sngan.binary_policy import BinaryPolicy
-
-    register(
-        NamedFactory(
-            "binary",
-            "D scores each sample real or fake on its own (loss: hinge or bce)",
-            lambda config: BinaryPolicy(config.loss),
-        )
-    )
-
-
-@hookimpl
-def ganzoo_register_commands(register):
-    from ganzoo.train_command import strategy_command
-
-    register(strategy_command(STRATEGY, OPTIONS), group="train")

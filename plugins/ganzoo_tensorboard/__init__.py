@@ -12,8 +12,8 @@ import weakref
 from pathlib import Path
 
 from ganzoo import hookimpl
-from ganzoo.errors import GanzooError
-from ganzoo.parts import TrainOption
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.parts import TrainOption
 
 _WRITERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 EVAL_PREFIXES = ("fid", "kid")
@@ -63,6 +63,8 @@ def _scalars(writer, tag: str, metrics: dict, step: int) -> None:
             writer.add_scalar(f"{tag}/{key}", metrics[key], step)
     for i, value in enumerate(metrics.get("g_loss", [])):
         writer.add_scalar(f"{tag}/g_loss_{i + 1}", value, step)
+    for name, value in metrics.get("extras", {}).items():  # a policy's own scalars (PolicyOutput.extras)
+        writer.add_scalar(f"{tag}/{name}", value, step)
 
 
 @hookimpl
@@ -82,7 +84,7 @@ def ganzoo_on_epoch_end(trainer, epoch, metrics):
     for key, value in metrics.items():
         if key.startswith(EVAL_PREFIXES) and isinstance(value, float | int) and not isinstance(value, bool):
             writer.add_scalar(f"eval/{key}", value, step)
-    from ganzoo import rundir
+    from ganzoo.training import rundir
 
     grid = rundir.sample_path(trainer.run_dir, epoch)
     if grid.exists():

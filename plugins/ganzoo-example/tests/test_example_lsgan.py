@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from ganzoo_example import least_squares_losses
 
-from ganzoo.cli import cli
+from ganzoo.cli.main import cli
 from ganzoo.testing import make_host, smoke_train
 
 

@@ -1,0 +1,145 @@
+"""The click side of ``ganzoo train <strategy>``: the core's options, every part's options as click
+options, and ``--help`` grouped by who owns each option (core, strategy, policy, aggregation, observers).
+
+Which parts own which option is ``ganzoo.core.options``; this module only turns that into click.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from ganzoo.core.config import AMP_CHOICES, VMAP_CHOICES
+from ganzoo.core.options import OBSERVER, OwnedOption
+from ganzoo.core.parts import Strategy, TrainOption
+
+PREFIX = "option__"  # click parameter names of part options: never a TrainConfig field
+GROUPS = (("core", "Core options"), ("strategy", "Strategy options"), ("input policy", "Policy options"),
+          ("aggregation", "Aggregation options"), (OBSERVER, "Observer options (any run)"))
+
+# (declarations, click keyword arguments, help); "{default}" is filled with the strategy's default where it has one.
+CORE = [
+    (["--policy"], {}, "Discriminator-input policy (ganzoo list policies). {default}"),
+    (["--aggregation"], {}, "How the N generator losses become the update (ganzoo list aggregations). {default}"),
+    (["--n-gens"], {"type": int}, "Number of generators N. {default}"),
+    (["--shared-z/--no-shared-z"], {}, "Feed every generator the same z (PSG's Fig. 2). {default}"),
+    (["--spectral-norm/--no-spectral-norm"], {}, "Spectral-normalise D. {default}"),
+    (["--dataset"], {}, "mnist, fashion-mnist, cifar10, stacked-mnist, idx:PATH, or a plugin's. {default}"),
+    (["--data-root"], {}, "Folder with the datasets. [default: $GANZOO_DATA or ~/.cache/ganzoo]"),
+    (["--epochs"], {"type": int}, "Epochs in total (a resumed run continues up to this). {default}"),
+    (["--steps"], {"type": int}, "Stop after this many generator steps in total; overrides --epochs."),
+    (["--batch-size"], {"type": int}, "Real images per batch. {default}"),
+    (["--lr"], {"type": float}, "Adam learning rate of G and D. {default}"),
+    (["--beta1"], {"type": float}, "Adam beta1. {default}"),
+    (["--beta2"], {"type": float}, "Adam beta2. {default}"),
+    (["--n-dis"], {"type": int}, "Discriminator steps per generator step. {default}"),
+    (["--z-dim"], {"type": int}, "Dimension of z. {default}"),
+    (["--arch"], {}, "dcgan28, cnn32, or a plugin's. [default: the dataset's]"),
+    (["--seed"], {"type": int}, "Seed of weights, data order and z. {default}"),
+    (["--device"], {}, "auto, cpu, cuda or cuda:N. {default}"),
+    (["--limit-data"], {"type": int}, "Train on the first K images only."),
+    (["--log-every"], {"type": int}, "Read metrics (and check them for NaN/Inf) every K steps. {default}"),
+    (["--checkpoint-every"], {"type": int}, "Also checkpoint every K generator steps. [default: 0, epoch ends only]"),
+    (["--keep-last"], {"type": int}, "With M > 1, also keep the M newest checkpoints under checkpoints/. {default}"),
+    (["--on-nan"], {"type": click.Choice(["stop", "rollback"])},
+     "On a NaN/Inf loss or weight: stop, or reload the last checkpoint with half the learning rate (up to 3 times). {default}"),
+    (["--eval-every"], {"type": int}, "Evaluate every K epochs (FID, KID, classes... as ganzoo eval) into metrics.jsonl. [default: 0, never]"),
+    (["--eval-n"], {"type": int}, "Samples per evaluation during training. {default}"),
+    (["--eval-features"], {}, "Feature extractor for those evaluations (ganzoo list extractors). {default}"),
+    (["--amp"], {"type": click.Choice(AMP_CHOICES)},
+     "bf16 autocast for the networks; auto: on for CPUs with AMX/AVX512-BF16 and bf16 GPUs. {default}"),
+    (["--vmap"], {"type": click.Choice(VMAP_CHOICES)}, "Run the N generators as one vmapped call; auto: on for CUDA, off for CPU. {default}"),
+    (["--compile/--no-compile"], {}, "torch.compile the networks (slower on CPU; refused for parts that need double backward). {default}"),
+    (["--channels-last/--no-channels-last"], {}, "Channels-last memory format for the networks. {default}"),
+    (["--deterministic/--no-deterministic"], {}, "Deterministic torch kernels, for bit-exact reruns and resumes. {default}"),
+    (["--out"], {"type": click.Path()}, "Run directory. [default: runs/<strategy>-<timestamp>]"),
+    (["--config", "config_file"], {"type": click.Path()}, "TOML file of settings; options given here win."),
+    (["--resume"], {"type": click.Path()}, "Continue the run in this directory."),
+    (["--quiet"], {"is_flag": True, "default": False}, "No progress bar and no summary."),
+    (["--json", "as_json"], {"is_flag": True, "default": False}, "Print the final metrics as JSON on stdout, nothing else."),
+]
+
+
+def _default_text(name: str, strategy: Strategy, base: dict[str, Any]) -> str:
+    if name in strategy.defaults:
+        return f"[default: {_show(strategy.defaults[name])}, {strategy.name}'s]"
+    if name in base:
+        return f"[default: {_show(base[name])}]"
+    return ""
+
+
+def _show(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def core_options(strategy: Strategy) -> list[click.Option]:
+    from ganzoo.core.config import TrainConfig
+
+    base = TrainConfig(strategy=strategy.name).to_dict()
+    options = []
+    for decls, kwargs, help_text in CORE:
+        kwargs = dict(kwargs)
+        option = click.Option(decls, default=kwargs.pop("default", None), **kwargs)
+        option.help = help_text.replace("{default}", _default_text(option.name, strategy, base)).strip()
+        option.ganzoo_group = "core"
+        options.append(option)
+    return options
+
+
+class PartOption(click.Option):
+    """A click option for a part's TrainOption, remembering which parts own it."""
+
+    def __init__(self, owned: OwnedOption, group: str, default_value: Any = None):
+        option = owned.option
+        decls = [f"{option.flag}/--no-{option.flag[2:]}" if option.is_flag else option.flag, PREFIX + option.key]
+        kind = {} if option.is_flag else {"type": option.type}
+        owners = ", ".join(name for kind_, name in owned.owners)
+        text = option.help if default_value is None else f"{option.help} [{owners}; this strategy: {_show(default_value)}]"
+        super().__init__(decls, default=None, help=text if default_value is not None else f"{option.help} [{owners}]", **kind)
+        self.owned = owned
+        self.ganzoo_group = group
+
+
+def part_options(strategy: Strategy, known: dict[str, OwnedOption]) -> list[PartOption]:
+    """Click options for every part option, grouped by the first kind that owns each one: the
+    strategy's own first, then policies', aggregations' and observers'."""
+    defaults = strategy.defaults.get("options", {})
+    order = {kind: i for i, (kind, _) in enumerate(GROUPS)}
+    made = []
+    for key, owned in sorted(known.items(), key=lambda item: (min(order[k] for k, _ in item[1].owners), item[1].option.flag)):
+        kinds = [k for k, name in owned.owners if k != "strategy" or name == strategy.name]
+        if not kinds:
+            continue  # another strategy's own option
+        made.append(PartOption(owned, min(kinds, key=order.get), defaults.get(key)))
+    return made
+
+
+def take_part_values(values: dict[str, Any], known: dict[str, OwnedOption]) -> dict[str, Any]:
+    """Remove the part options' values from a command's values; check them: {key: value given}."""
+    given = {}
+    for name in [n for n in values if n.startswith(PREFIX)]:
+        value = values.pop(name)
+        key = name[len(PREFIX):]
+        if value is not None:
+            check = known[key].option.check
+            given[key] = check(value) if check is not None else value
+    return given
+
+
+class TrainCommand(click.Command):
+    """``ganzoo train <strategy>``: its --help lists options under core, strategy, policy,
+    aggregation and observers."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for group, title in GROUPS:
+            rows = [p.get_help_record(ctx) for p in self.get_params(ctx) if getattr(p, "ganzoo_group", "core") == group]
+            rows = [r for r in rows if r is not None]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def option_flags(options: Iterable[TrainOption]) -> list[str]:
+    return sorted(o.flag for o in options)

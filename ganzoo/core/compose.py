@@ -1,0 +1,89 @@
+"""Putting a run together from parts: a strategy's defaults, a --config file, the command line, and
+the check that the chosen strategy, input policy and aggregation can work together.
+
+Everything here runs before a run directory exists, so an impossible combination costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from ganzoo.core import options as part_options
+from ganzoo.core.config import FIELD_TYPES, TrainConfig, check_type, make_config
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.parts import Supports
+
+
+def split_file_settings(settings: Mapping[str, Any], known: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings (a config file's, or a strategy's defaults) as (core settings, part options): part
+    options may sit under ``options`` or at the top level (``loss = "hinge"``)."""
+    core, options = {}, dict(settings.get("options", {})) if isinstance(settings.get("options"), dict) else {}
+    for key, value in settings.items():
+        if key == "options" and isinstance(value, dict):
+            continue
+        if key not in FIELD_TYPES and key in known:
+            options[key] = value
+        else:
+            core[key] = value
+    return core, options
+
+
+def new_config(registry: Any, strategy_name: str, file_settings: Mapping[str, Any] | None = None,
+               given: Mapping[str, Any] | None = None, given_options: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The settings of a new run: TrainConfig defaults < the strategy's defaults < the file < the
+    command line. Part options given by the user must belong to a part in use; when the user swaps
+    the strategy's policy or aggregation, the strategy's default options for parts no longer in use
+    are dropped. Every option value is checked."""
+    strategy = registry.get("strategy", strategy_name)
+    known = part_options.collect(registry)
+    file_core, file_options = split_file_settings(file_settings or {}, known)
+    defaults, default_options = split_file_settings(strategy.defaults, known)  # a 0.2 strategy may set "loss" at the top
+    config = make_config(strategy_name, defaults, file_core, dict(given or {}))
+    used = part_options.in_use(config)
+    user_options = {**file_options, **(given_options or {})}
+    part_options.refuse_unowned(file_options, known, used, where=" (in the config file)")
+    part_options.refuse_unowned(given_options or {}, known, used)
+    unknown = sorted(set(file_options) - set(known))
+    if unknown:
+        raise GanzooError(f"unknown option {unknown[0]!r} in the config file (ganzoo list --json shows each part's options)")
+    own_recipe = config.policy == defaults.get("policy", config.policy) and config.aggregation == defaults.get("aggregation", config.aggregation)
+    if not own_recipe:  # the user swapped a part: the strategy's options for parts it no longer uses go
+        default_options = part_options.keep_used(default_options, known, used)
+    merged = {**default_options, **user_options}
+    return replace(config, options=check_type("options", check_values(merged, known)))
+
+
+def check_values(values: Mapping[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:
+    """Each known option's check applied to its value (from a file, a strategy or the command line)."""
+    checked = dict(values)
+    for key, value in values.items():
+        owned = known.get(key)
+        if owned is not None and owned.option.check is not None:
+            checked[key] = owned.option.check(value)
+    return checked
+
+
+def parts_of(registry: Any, config: TrainConfig) -> list[tuple[str, str, Any]]:
+    """(kind, name, part) of the run's strategy, input policy and aggregation."""
+    return [(kind, name, registry.get(kind, name)) for kind, name in sorted(part_options.in_use(config))]
+
+
+def check_composition(registry: Any, config: TrainConfig) -> None:
+    """Refuse, in one line, a combination the parts declare impossible (their ``supports``)."""
+    parts = parts_of(registry, config)
+    declared = [(kind, name, getattr(part, "supports", None) or Supports()) for kind, name, part in parts]
+    provided = set().union(*(s.provides for kind, _, s in declared if kind == "input policy"))
+    for kind, name, supports in declared:
+        if config.n_gens < supports.min_gens or (supports.max_gens is not None and config.n_gens > supports.max_gens):
+            top = "any number" if supports.max_gens is None else str(supports.max_gens)
+            raise GanzooError(f"{kind} {name} works with {supports.min_gens} to {top} generators, not --n-gens {config.n_gens}")
+        missing = sorted(supports.requires - provided)
+        if missing:
+            raise GanzooError(
+                f"{kind} {name} needs an input policy that provides {', '.join(missing)}; "
+                f"policy {config.policy} does not (ganzoo list --json shows what each part provides)"
+            )
+        if supports.double_backward and config.compile:
+            raise GanzooError(f"{kind} {name} needs double backward (a gradient penalty), which --compile does not support; drop --compile")

@@ -1,0 +1,165 @@
+"""The settings of one training run, where they come from, and how they are checked.
+
+Precedence, lowest first: TrainConfig defaults < the strategy's defaults < ``--config FILE.toml``
+< options given on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from ganzoo.core.errors import GanzooError
+
+
+AMP_CHOICES = ("auto", "bf16", "off")  # --amp: ganzoo.training.precision.resolve_amp
+VMAP_CHOICES = ("auto", "on", "off")  # --vmap: ganzoo.training.generator_bank.use_vmap
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    strategy: str
+    policy: str = "binary"
+    aggregation: str = "mean"
+    n_gens: int = 1
+    shared_z: bool = True
+    spectral_norm: bool = False
+    n_dis: int = 1
+    arch: str = ""  # empty: the dataset's default architecture
+    z_dim: int = 100
+    dataset: str = "mnist"
+    data_root: str = ""  # empty: $GANZOO_DATA or ~/.cache/ganzoo
+    limit_data: int = 0  # 0: all images
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: int = 1
+    steps: int = 0  # 0: run whole epochs; >0: stop after this many generator steps
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 20
+    sample_count: int = 64  # fixed-z samples per generator in samples/epoch-NNNN.png
+    checkpoint_every: int = 0  # 0: at epoch ends only; K: also every K generator steps
+    keep_last: int = 1  # >1: also keep the M newest checkpoints as checkpoints/step-NNNNNNNN.safetensors
+    on_nan: str = "stop"  # a non-finite loss or weight: "stop", or "rollback" to the last checkpoint
+    deterministic: bool = False  # torch.use_deterministic_algorithms(True) for bit-exact repeats
+    eval_every: int = 0  # K > 0: evaluate every K epochs (ganzoo eval's metrics) into metrics.jsonl
+    eval_n: int = 2000  # samples per evaluation during training
+    eval_features: str = "lenet"  # the feature extractor of those evaluations
+    amp: str = "auto"  # bf16 autocast: "bf16", "off", or "auto" (on where the hardware has native bf16)
+    vmap: str = "auto"  # the N generators as one vmapped call: "on", "off", or "auto" (on for CUDA)
+    compile: bool = False  # torch.compile the networks (measured slower on CPU; see docs/performance.md)
+    channels_last: bool = False  # channels-last memory format for the networks
+    options: dict[str, Any] = field(default_factory=dict)  # the parts' options (ganzoo.core.options), by key
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def loss(self) -> str:
+        """Plugin API 0.2's ``config.loss``: now the binary policies' option ``options["loss"]``."""
+        return str(self.options.get("loss", "bce"))
+
+
+FIELD_TYPES: dict[str, type] = {
+    name: hint for name, hint in get_type_hints(TrainConfig).items()
+}
+
+
+def check_type(key: str, value: Any) -> Any:
+    want = FIELD_TYPES[key]
+    origin = getattr(want, "__origin__", want)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise GanzooError(f"config key {key!r} must be a table, got {type(value).__name__}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise GanzooError(f"config key {key!r} may hold only strings, numbers, booleans, lists and tables") from None
+        return dict(value)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is int and isinstance(value, bool) or not isinstance(value, want):
+        raise GanzooError(f"config key {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
+    """Merge layers of settings (later wins) over the defaults, checking names and types."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if "epochs" in layer and "steps" not in layer:
+            merged["steps"] = 0  # a later --epochs replaces an earlier --steps budget
+        for key, value in layer.items():
+            if key not in FIELD_TYPES or key == "strategy":
+                close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise GanzooError(f"unknown setting {key!r}{hint}")
+            value = check_type(key, value)
+            # options are merged key by key, so a strategy's default option survives a config
+            # file that sets another one
+            merged[key] = {**merged.get("options", {}), **value} if key == "options" else value
+    config = TrainConfig(strategy=strategy, **merged)
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    positive = ("n_gens", "n_dis", "z_dim", "batch_size", "epochs", "log_every", "sample_count", "keep_last")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise GanzooError(f"{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if config.on_nan not in ("stop", "rollback"):
+        raise GanzooError(f"on-nan must be stop or rollback, got {config.on_nan!r}")
+    # Far above any sane run, low enough that a typo cannot ask for terabytes.
+    ceilings = {"n_gens": 256, "n_dis": 1000, "z_dim": 1 << 16, "batch_size": 1 << 20, "sample_count": 4096, "keep_last": 10_000}
+    for name, ceiling in ceilings.items():
+        if getattr(config, name) > ceiling:
+            raise GanzooError(f"{name.replace('_', '-')} must be at most {ceiling}, got {getattr(config, name)}")
+    if not 2 <= config.eval_n <= 1_000_000:
+        raise GanzooError(f"eval-n must be between 2 and 1000000, got {config.eval_n}")
+    for name in ("steps", "limit_data", "checkpoint_every", "eval_every"):
+        if getattr(config, name) < 0:
+            raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
+    if not (config.lr > 0 and math.isfinite(config.lr)):
+        raise GanzooError(f"lr must be a positive number, got {config.lr}")
+    if not 0 <= config.seed < 2**32:
+        raise GanzooError(f"seed must be in [0, 2**32), got {config.seed}")
+    for name in ("beta1", "beta2"):
+        if not 0 <= getattr(config, name) < 1:
+            raise GanzooError(f"{name} must be in [0, 1), got {getattr(config, name)}")
+    for name, choices in (("amp", AMP_CHOICES), ("vmap", VMAP_CHOICES)):
+        if getattr(config, name) not in choices:
+            raise GanzooError(f"{name} must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
+    if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise GanzooError(f"device must be auto, cpu or cuda, got {config.device!r}")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML file of settings: top-level keys, or a [train] table (as in a run's config.toml).
+
+    Only a regular file of at most 64 MB, nested at most 64 deep, is read (never a FIFO or a device).
+    """
+    from ganzoo.core.safe_read import MAX_JSON_DEPTH, MAX_TEXT_BYTES, nesting_depth, read_bounded
+
+    raw = read_bounded(path, "config file", MAX_TEXT_BYTES)
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GanzooError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        data = None
+    if data is None or nesting_depth(data) > MAX_JSON_DEPTH:
+        raise GanzooError(f"config file {path} is nested more than {MAX_JSON_DEPTH} deep")
+    if "train" in data and isinstance(data["train"], dict):
+        data = data["train"]
+    data.pop("strategy", None)
+    return data

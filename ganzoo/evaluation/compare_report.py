@@ -1,0 +1,395 @@
+"""The report of ``ganzoo compare``: per-run numbers read from the run folders, summaries over seeds,
+the paper's four claims tested, figures (with matplotlib), all written to OUT/report.md and
+OUT/summary.json. Everything here is recomputed from the run folders each time."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from ganzoo import __version__
+from ganzoo.training import rundir
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.files import write_atomic
+from ganzoo.core.safe_read import loads_json, read_text
+from ganzoo.evaluation.metrics import mean_sd_ci, welch_t
+
+ALPHA = 0.05
+CONVERGENCE_TOLERANCE = 0.05  # within 5% of the run's best FID
+CHANCE_BAND = 0.05  # "near chance": within 0.05 of 1/(N+1)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file ganzoo wrote (eval-*.json, compare.json): a regular file, bounded, depth-capped."""
+    try:
+        return loads_json(read_text(path, "JSON file"))
+    except ValueError as exc:
+        raise GanzooError(f"{path} is not valid JSON ({exc})") from None
+
+
+def convergence_epoch(epochs: list[int], fids: list[float]) -> int | None:
+    """The first evaluated epoch from which the trailing median of 3 FIDs stays within 5% of the
+    run's best FID."""
+    if not fids:
+        return None
+    best = min(fids)
+    medians = [sorted(fids[max(0, i - 2):i + 1])[len(fids[max(0, i - 2):i + 1]) // 2] for i in range(len(fids))]
+    for i in range(len(fids)):
+        if all(m <= best * (1 + CONVERGENCE_TOLERANCE) for m in medians[i:]):
+            return epochs[i]
+    return epochs[-1]
+
+
+def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
+    records = [r for r in rundir.read_metrics(run_dir) if not r.get("partial")] if run_dir.exists() else []
+    if not records:
+        return None
+    evaluated = [r for r in records if "fid" in r]
+    tail = records[-max(1, math.ceil(len(records) / 4)):]
+    out: dict[str, Any] = {
+        "epochs": [r["epoch"] for r in records],
+        "d_loss": [r["d_loss"] for r in records],
+        "g_loss": [r["g_loss"] for r in records],
+        "d_accuracy": [r["d_accuracy"] for r in records],
+        "chance": records[-1]["chance"],
+        "eval_epochs": [r["epoch"] for r in evaluated],
+        "fid_curve": [r["fid"] for r in evaluated],
+        "kid_curve": [r["kid"] for r in evaluated],
+        "coverage_curve": [r.get("modes", r.get("classes")) for r in evaluated],
+        "loss_gap": sum(r["loss_gap"] for r in tail) / len(tail),
+        "d_accuracy_final": records[-1]["d_accuracy"],
+        "wall_minutes": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0) for r in records) / 60,
+        "best_fid": min((r["fid"] for r in evaluated), default=None),
+        "convergence_epoch": convergence_epoch([r["epoch"] for r in evaluated], [r["fid"] for r in evaluated]),
+    }
+    final_path = run_dir / f"eval-{features}.json"
+    if final_path.exists():
+        final = read_json(final_path)
+        for key in ("fid", "kid", "precision", "recall", "density", "coverage", "classes", "class_kl", "inception_score", "modes", "modes_kl"):
+            if key in final:
+                out[f"final_{key}"] = final[key]
+        out["protocol"] = final["protocol"]
+        out["final_generators"] = final.get("generators", [])
+    samples = sorted((run_dir / "samples").glob("epoch-*.png")) if (run_dir / "samples").is_dir() else []
+    out["sample"] = str(samples[-1]) if samples else None
+    return out
+
+
+ROWS = [  # (key, label, digits)
+    ("final_fid", "final FID (n_fake = final n)", 2),
+    ("best_fid", "best FID over epochs (n = eval n)", 2),
+    ("final_kid", "final KID", 3),
+    ("final_precision", "precision (k=3)", 3),
+    ("final_recall", "recall (k=3)", 3),
+    ("final_density", "density (k=5)", 3),
+    ("final_coverage", "coverage (k=5)", 3),
+    ("final_classes", "classes covered (of 10)", 2),
+    ("final_class_kl", "KL(classes ‖ uniform)", 3),
+    ("final_inception_score", "classifier IS", 3),
+    ("final_modes", "modes covered (of 1000)", 1),
+    ("final_modes_kl", "KL(modes ‖ uniform)", 3),
+    ("loss_gap", "loss gap (abs. G − D), last quarter of epochs", 3),
+    ("convergence_epoch", "convergence epoch", 2),
+    ("d_accuracy_final", "D accuracy, last epoch", 3),
+    ("wall_minutes", "wall time per run (min)", 1),
+]
+
+
+def values(runs: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(r[key]) for r in runs if r.get(key) is not None]
+
+
+def cell(vals: list[float], digits: int) -> str:
+    if not vals:
+        return "-"
+    mean, sd, ci = mean_sd_ci(vals)
+    if len(vals) < 2:
+        return f"{mean:.{digits}f} (1 run)"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f} [{mean - ci:.{digits}f}, {mean + ci:.{digits}f}]"
+
+
+def compare_means(a: list[float], b: list[float], *, claimed_lower: bool) -> tuple[str, str]:
+    """Verdict and test text for the claim "a is lower than b" (or higher)."""
+    if len(a) < 2 or len(b) < 2:
+        return "inconclusive", "fewer than 2 runs on a side"
+    t, df, p = welch_t(a, b)
+    lower = sum(a) / len(a) < sum(b) / len(b)
+    test = f"Welch's t = {t:.2f}, df = {df:.1f}, p = {p:.3g}"
+    if p >= ALPHA:
+        return "inconclusive", test
+    return ("supported" if lower == claimed_lower else "not supported"), test
+
+
+def near_chance(vals: list[float], chance: float) -> tuple[str, str]:
+    if len(vals) < 2:
+        return "inconclusive", "fewer than 2 runs"
+    mean, _, ci = mean_sd_ci(vals)
+    lo, hi = mean - ci, mean + ci
+    text = f"95% CI [{lo:.3f}, {hi:.3f}] vs chance {chance:.3f} ± {CHANCE_BAND}"
+    if chance - CHANCE_BAND <= lo and hi <= chance + CHANCE_BAND:
+        return "supported", text
+    if hi < chance - CHANCE_BAND or lo > chance + CHANCE_BAND:
+        return "not supported", text
+    return "inconclusive", text
+
+
+def claims(label: str, runs: list[dict[str, Any]], base_label: str, base: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    a, b = values(runs, "loss_gap"), values(base, "loss_gap")
+    verdict, test = compare_means(a, b, claimed_lower=True)
+    shrink = (1 - (sum(a) / len(a)) / (sum(b) / len(b))) if a and b and sum(b) else float("nan")
+    rows.append(["1. the G-D loss gap shrinks by about 40%", f"gap {cell(a, 3)} vs {cell(b, 3)}; shrinks by {100 * shrink:.0f}%", test, verdict])
+    a, b = values(runs, "convergence_epoch"), values(base, "convergence_epoch")
+    verdict, test = compare_means(a, b, claimed_lower=True)
+    rows.append(["2. convergence comes earlier", f"epoch {cell(a, 2)} vs {cell(b, 2)}", test, verdict])
+    a = values(runs, "d_accuracy_final")
+    chance = runs[0]["chance"] if runs else float("nan")
+    verdict, test = near_chance(a, chance)
+    rows.append([f"3. D accuracy settles near chance (1/(N+1) = {chance:.3f})", f"last-epoch accuracy {cell(a, 3)}", test, verdict])
+    a, b = values(runs, "final_fid"), values(base, "final_fid")
+    verdict, test = compare_means(a, b, claimed_lower=True)
+    rows.append(["4. sharper digits (lower FID)", f"FID {cell(a, 2)} vs {cell(b, 2)}", test, verdict])
+    return [[f"{label} vs {base_label}: {r[0]}", *r[1:]] for r in rows]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
+    return (f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, ganzoo {__version__}; load average at report time {', '.join(f'{v:.2f}' for v in load)}")
+
+
+def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, Any], *, baseline: str | None = None,
+                 wall_seconds: float = 0.0, errors: dict[str, str] | None = None) -> Path:
+    features = settings["features"]
+    by_seed = {(s.label, seed): run_summary(out / "runs" / s.label / f"seed-{seed}", features) for s in specs for seed in range(seeds)}
+    runs = {s.label: [r for seed in range(seeds) if (r := by_seed[s.label, seed])] for s in specs}
+    strategies = {s.label: s.strategy for s in specs}
+    base_label = baseline or next((s.label for s in specs if s.strategy == "sngan"), None)
+    state = read_json(out / "compare.json") if (out / "compare.json").exists() else {}
+    lines = [f"# ganzoo compare: {', '.join(runs)}", ""]
+    lines += [f"- command: `{state.get('command') or 'ganzoo compare ...'}`",
+              f"- settings: {seeds} seeds (0..{seeds - 1}), {settings['epochs']} epochs, dataset {settings['dataset']}"
+              + (f" (first {settings['limit_data']} images)" if settings.get("limit_data") else "")
+              + f", evaluated every {settings['eval_every']} epoch(s) on {settings['eval_n']} samples, final evaluation on "
+              f"{settings['final_n']} samples, features {features}",
+              f"- machine: {machine()}",
+              (f"- written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; training and evaluation in the runs took "
+               f"{sum(r['wall_minutes'] for rs in runs.values() for r in rs):.0f} min in all; this invocation {wall_seconds / 60:.1f} min"), ""]
+    protocol = next((r["protocol"] for rs in runs.values() for r in rs if "protocol" in r), None)
+    if protocol:
+        accuracy = protocol.get("extractor_test_accuracy")
+        lines += [f"Evaluation protocol: extractor `{protocol['extractor']}` (weights {protocol['extractor_fingerprint']}"
+                  + (f", test accuracy {accuracy:.4f}" if accuracy is not None else "")
+                  + f"), {protocol['n_real']} real images ({protocol['split']} split), z seed {protocol['seed']}, "
+                  f"KID over {protocol['kid_subsets']} subsets of {protocol['kid_subset_size']}.", ""]
+    lines += ["## Results (mean ± sd [95% CI] over seeds)", "", "| metric | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+    for key, label, digits in ROWS:
+        cells = [cell(values(rs, key), digits) for rs in runs.values()]
+        if any(c != "-" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Definitions: the loss gap of an epoch is |mean G loss - D loss| over its steps (the losses are each",
+              "strategy's own, so gaps of different formulations are on different scales); the table averages the last",
+              "quarter of the epochs. The convergence epoch is the first evaluated epoch from which the trailing median of",
+              "3 FIDs stays within 5% of the run's best FID: with few epochs it is bounded by the budget. Tests: Welch's",
+              f"t over seeds, two-sided, alpha {ALPHA}; claim 3 asks the 95% CI of D's last-epoch accuracy to lie within",
+              f"{CHANCE_BAND} of chance. \"Inconclusive\" means these seeds cannot tell.", ""]
+    claim_rows = []
+    if base_label is not None and base_label in runs:
+        for label, rs in runs.items():
+            if label != base_label and strategies[label] == "psg":
+                claim_rows += claims(label, rs, base_label, runs[base_label])
+    if claim_rows:
+        lines += ["## The paper's claims", "", "| claim | measured | test | verdict |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in claim_rows]
+        lines.append("")
+    lines += difference_lines(runs, base_label)
+    lines += curve_lines(runs, base_label)
+    figures = write_figures(out, runs, strategies)
+    if figures:
+        lines += ["## Figures", ""] + [f"![{name}]({name})" for name in figures] + [""]
+    else:
+        lines += ["(No figures: install matplotlib, `pip install 'ganzoo[plot]'`, and rerun the command.)", ""]
+    lines += ["## Runs", "", "| configuration | seed | epochs | final FID | best FID | loss gap | D acc | wall (min) |", "|---|---|---|---|---|---|---|---|"]
+    for label, rs in runs.items():
+        for seed in range(seeds):
+            r = by_seed[label, seed]
+            if r is None:
+                lines.append(f"| {label} | {seed} | missing | | | | | |")
+                continue
+            fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"
+            lines.append(f"| {label} | {seed} | {r['epochs'][-1]} | {fmt(r.get('final_fid'), 2)} | {fmt(r['best_fid'], 2)} | "
+                         f"{r['loss_gap']:.3f} | {r['d_accuracy_final']:.3f} | {r['wall_minutes']:.1f} |")
+    lines += share_lines(by_seed)
+    if errors:
+        lines += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in errors.items()]
+    report = out / "report.md"
+    write_atomic(report, ("\n".join(lines) + "\n").encode())
+    summary = {"settings": settings, "runs": runs, "claims": claim_rows, "errors": errors or {}}
+    write_atomic(out / "summary.json", (json.dumps(rundir.json_safe(summary), indent=1) + "\n").encode())
+    return report
+
+
+def difference_lines(runs: dict[str, list[dict[str, Any]]], base_label: str | None) -> list[str]:
+    """Every metric of every configuration against the baseline: difference of means and Welch's p."""
+    if base_label is None or base_label not in runs or len(runs) < 2:
+        return []
+    others = [label for label in runs if label != base_label]
+    lines = [f"## Each configuration against {base_label}", "",
+             "Difference of means (configuration minus baseline) and Welch's two-sided p over seeds; p < 0.05 in bold.", "",
+             "| metric | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+    for key, label, digits in ROWS:
+        base = values(runs[base_label], key)
+        cells = []
+        for other in others:
+            mine = values(runs[other], key)
+            if len(mine) < 2 or len(base) < 2:
+                cells.append("-")
+                continue
+            _, _, p = welch_t(mine, base)
+            text = f"{sum(mine) / len(mine) - sum(base) / len(base):+.{digits}f} (p = {p:.2g})"
+            cells.append(f"**{text}**" if p < ALPHA else text)
+        if any(c != "-" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def curve_lines(runs: dict[str, list[dict[str, Any]]], base_label: str | None) -> list[str]:
+    """FID per evaluated epoch, mean ± sd over seeds, with Welch's p against the baseline."""
+    epochs = sorted({e for rs in runs.values() for r in rs for e in r["eval_epochs"]})
+    if not epochs:
+        return []
+    labels = list(runs)
+    lines = ["## FID per epoch (mean ± sd over seeds; p: Welch against " + (base_label or "-") + ")", "",
+             "| epoch | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for epoch in epochs:
+        per = {label: [r["fid_curve"][r["eval_epochs"].index(epoch)] for r in rs if epoch in r["eval_epochs"]] for label, rs in runs.items()}
+        cells = []
+        for label in labels:
+            vals = per[label]
+            if not vals:
+                cells.append("-")
+                continue
+            mean, sd, _ = mean_sd_ci(vals)
+            text = f"{mean:.1f}" + (f" ± {sd:.1f}" if len(vals) > 1 else "")
+            base = per.get(base_label, []) if base_label else []
+            if label != base_label and len(vals) > 1 and len(base) > 1:
+                text += f" (p = {welch_t(vals, base)[2]:.2g})"
+            cells.append(text)
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def share_lines(by_seed: dict[tuple[str, int], dict[str, Any] | None]) -> list[str]:
+    """Per generator of multi-generator runs (final evaluation): FID, coverage and, with classes,
+    who makes each class."""
+    rows: list[tuple[str, int, int, dict[str, Any], list[dict[str, Any]]]] = []
+    for (label, seed), summary in by_seed.items():
+        generators = (summary or {}).get("final_generators", [])
+        rows += [(label, seed, i, g, generators) for i, g in enumerate(generators, 1)]
+    if not rows:
+        return []
+    with_classes = all("class_histogram" in g for *_, g, _ in rows)
+    lines = ["", "## How the generators share the work (final evaluation)", "",
+             ("Per generator: FID on its own samples and the classes (or modes) it covers"
+              + ("; for each class 0..9, the percentage of that class's samples it made (a clean split shows 100s and 0s)."
+                 if with_classes else ".")),
+             "", "| configuration | seed | generator | FID | covered |" + (" share of classes 0..9 (%) |" if with_classes else ""),
+             "|---|---|---|---|---|" + ("---|" if with_classes else "")]
+    for label, seed, i, g, generators in rows:
+        line = f"| {label} | {seed} | {i} | {g['fid']:.2f} | {g.get('classes', g.get('modes'))} |"
+        if with_classes:
+            totals = [sum(c) for c in zip(*(h["class_histogram"] for h in generators))]
+            line += " " + " ".join("-" if t == 0 else f"{100 * c / t:.0f}" for c, t in zip(g["class_histogram"], totals)) + " |"
+        lines.append(line)
+    return lines
+
+
+def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: dict[str, str]) -> list[str]:
+    """Fig. 3 (losses per epoch), Fig. 4 (D accuracy with the chance line), FID/KID/coverage per
+    epoch and Fig. 5 (final samples side by side) as PNGs; mean line and min-max band over seeds."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        return []
+    import io
+
+    def band(ax: Any, rs: list[dict[str, Any]], x_key: str, y_of: Any, label: str) -> None:
+        series = [(r[x_key], y_of(r)) for r in rs if r[x_key]]
+        if not series:
+            return
+        length = min(len(x) for x, _ in series)
+        x = series[0][0][:length]
+        ys = [y[:length] for _, y in series]
+        mean = [sum(col) / len(col) for col in zip(*ys)]
+        line = ax.plot(x, mean, marker="o", markersize=3, label=label)[0]
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(ys) > 1:
+            ax.fill_between(x, [min(c) for c in zip(*ys)], [max(c) for c in zip(*ys)], color=line.get_color(), alpha=0.2)
+
+    def save(fig: Any, name: str) -> str:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        write_atomic(out / name, buffer.getvalue())
+        return name
+
+    names = []
+    present = {k: v for k, v in runs.items() if v}
+    if not present:
+        return names
+    fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False)
+    for ax, (label, rs) in zip(axes[0], present.items()):
+        band(ax, rs, "epochs", lambda r: r["d_loss"], "D")
+        for i in range(len(rs[0]["g_loss"][0])):
+            band(ax, rs, "epochs", lambda r, i=i: [g[i] for g in r["g_loss"]], f"G{i + 1}")
+        ax.set(title=f"{label}: losses", xlabel="epoch", ylabel="loss")
+        ax.legend(fontsize=7)
+    names.append(save(fig, "fig3-losses.png"))
+
+    fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False, sharey=True)
+    for ax, (label, rs) in zip(axes[0], present.items()):
+        band(ax, rs, "epochs", lambda r: r["d_accuracy"], "D accuracy")
+        ax.axhline(rs[0]["chance"], color="grey", linestyle="--", label=f"chance {rs[0]['chance']:.2f}")
+        ax.set(title=f"{label}: D accuracy", xlabel="epoch", ylim=(0, 1.02))
+        ax.legend(fontsize=7)
+    names.append(save(fig, "fig4-d-accuracy.png"))
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for label, rs in present.items():
+        band(axes[0], rs, "eval_epochs", lambda r: r["fid_curve"], label)
+        band(axes[1], rs, "eval_epochs", lambda r: r["kid_curve"], label)
+        band(axes[2], rs, "eval_epochs", lambda r: r["coverage_curve"], label)
+    coverage = "modes covered" if any("final_modes" in r for rs in present.values() for r in rs) else "classes covered"
+    for ax, title in zip(axes, ("FID", "KID", coverage)):
+        ax.set(title=f"{title} per epoch", xlabel="epoch")
+        ax.legend(fontsize=7)
+    names.append(save(fig, "fid-kid-coverage.png"))
+
+    samples = [(label, rs[0]["sample"]) for label, rs in present.items() if rs[0].get("sample")]
+    if samples:
+        fig, axes = plt.subplots(1, len(samples), figsize=(4.2 * len(samples), 4.6), squeeze=False)
+        for ax, (label, path) in zip(axes[0], samples):
+            ax.imshow(plt.imread(path), cmap="gray")
+            ax.set_title(f"{label} (seed 0, {Path(path).stem})", fontsize=9)
+            ax.axis("off")
+        names.append(save(fig, "fig5-samples.png"))
+    return names

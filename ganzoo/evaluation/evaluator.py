@@ -1,0 +1,216 @@
+"""Evaluation of generators against a dataset split: one Evaluator per (dataset, extractor), reused.
+
+The data path: load the extractor through the registry, extract the real split's features once
+(cached on disk), then for each evaluation draw n samples round-robin from the generators, extract
+their features and class logits batch by batch, and compute every metric from ganzoo.evaluation.metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ganzoo import __version__
+from ganzoo.evaluation import metrics
+from ganzoo.training.checkpoint import read_checkpoint, save_checkpoint
+from ganzoo.evaluation.classifier import data_hash
+from ganzoo.training.data import default_root, load_data
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.host import Host
+from ganzoo.training.images import to_unit
+from ganzoo.core.parts import ExtractorRequest, ImageData
+
+BATCH = 500
+Progress = Callable[[str, int, int], None]  # progress(what, done, total), for a progress bar
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+PR_K, DC_K = 3, 5
+
+
+def default_cache() -> Path:
+    """$GANZOO_CACHE, else ~/.cache/ganzoo (classifier weights and real-feature files)."""
+    return Path(os.environ.get("GANZOO_CACHE") or Path.home() / ".cache" / "ganzoo")
+
+
+@dataclass
+class Evaluator:
+    """Scores generators against the real features of one split. Build it with ``build_evaluator``."""
+
+    extractor: nn.Module
+    real_features: Tensor
+    protocol: dict[str, Any]
+
+    @torch.no_grad()
+    def __call__(self, generators: nn.ModuleList, *, n: int, seed: int, z_dim: int,
+                 progress: Progress | None = None) -> dict[str, Any]:
+        """Metrics of n samples drawn round-robin from the generators (sample i from generator
+        i mod N, its own z from a generator seeded with ``seed``); per generator too when N > 1."""
+        if n < 2 * len(generators):
+            raise GanzooError(f"evaluating {len(generators)} generators needs at least {2 * len(generators)} samples, got {n}")
+        device = next(itertools.chain(generators.parameters(), generators.buffers())).device
+        modes = [g.training for g in generators]
+        generators.eval()
+        rng = torch.Generator(device).manual_seed(seed)
+        n_gens = len(generators)
+        features, labels, owner = [], [], []
+        try:
+            for start in range(0, n, BATCH):
+                count = min(BATCH, n - start)
+                index = torch.arange(start, start + count) % n_gens
+                z = torch.randn(count, z_dim, generator=rng, device=device)
+                images = torch.empty(0)
+                for i, g in enumerate(generators):
+                    rows = (index == i).nonzero().flatten()
+                    if len(rows):
+                        made = g(z[rows.to(device)])
+                        if not bool(torch.isfinite(made).all()):  # NaN features crash FID's BLAS (a segfault)
+                            raise GanzooError(f"generator {i + 1} made NaN or infinite pixels; its weights cannot be evaluated")
+                        if images.numel() == 0:
+                            images = made.new_empty(count, *made.shape[1:])
+                        images[rows.to(device)] = made
+                images = images.clamp(-1, 1).to(self.real_features.device)
+                features.append(self.extractor(images).float())
+                if self.extractor.logits is not None:
+                    labels.append(self.extractor.logits(images).float())
+                owner.append(index)
+                if progress is not None:
+                    progress("generated samples", start + count, n)
+        finally:
+            for g, mode in zip(generators, modes):
+                g.train(mode)
+        fake = torch.cat(features)
+        if not bool(torch.isfinite(fake).all()):
+            raise GanzooError(f"the {self.protocol['extractor']} features of the samples hold NaN or infinite values")
+        logits = torch.cat(labels) if labels else None
+        result = {"protocol": {**self.protocol, "n_fake": n, "seed": seed, "n_generators": n_gens}}
+        result.update(self.scores(fake, logits))
+        if n_gens > 1:
+            owner_ = torch.cat(owner).to(fake.device)
+            result["generators"] = [
+                self.scores(fake[owner_ == i], None if logits is None else logits[owner_ == i], knn=False)
+                for i in range(n_gens)
+            ]
+        return result
+
+    def scores(self, fake: Tensor, logits: Tensor | None, *, knn: bool = True) -> dict[str, Any]:
+        real = self.real_features
+        out: dict[str, Any] = {"fid": metrics.fid(real, fake)}
+        kid_mean, kid_std = metrics.kid(real, fake, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE)
+        out.update(kid=kid_mean, kid_std=kid_std)
+        if knn:
+            out["precision"], out["recall"] = metrics.precision_recall(real, fake, k=PR_K)
+            out["density"], out["coverage"] = metrics.density_coverage(real, fake, k=DC_K)
+        if logits is not None:
+            classes = logits.shape[-1]
+            if logits.dim() == 3:  # one label per channel: modes are the label tuples
+                channel_labels = logits.argmax(dim=2)
+                n_modes = classes ** channel_labels.shape[1]
+                histogram = metrics.class_histogram(metrics.mode_labels(channel_labels, classes), n_modes)
+                out.update(modes=metrics.covered(histogram), modes_total=n_modes, modes_kl=metrics.kl_to_uniform(histogram))
+            else:
+                histogram = metrics.class_histogram(logits.argmax(dim=1), classes)
+                out.update(
+                    classes=metrics.covered(histogram),
+                    class_kl=metrics.kl_to_uniform(histogram),
+                    inception_score=metrics.inception_score(logits),
+                    class_histogram=histogram.tolist(),
+                )
+        return out
+
+
+def build_evaluator(host: Host, dataset: str, *, features: str = "lenet", split: str = "test", n_real: int = 0,
+                    data_root: Path | None = None, cache_dir: Path | None = None, retrain: bool = False,
+                    device: torch.device | str = "cpu", log: Callable[[str], None] = lambda _: None,
+                    progress: Progress | None = None) -> Evaluator:
+    """Load the extractor and the real split's features (from the cache when they were computed before)."""
+    registry = host.registry
+    entry = registry.entry("extractor", features)
+    root = Path(data_root) if data_root else default_root()
+    cache = Path(cache_dir) if cache_dir else default_cache()
+    device = torch.device(device)
+    loaded: dict[tuple[str, str], ImageData] = {}
+
+    def load_split(spec: str, which: str) -> ImageData:
+        if (spec, which) not in loaded:
+            loaded[spec, which] = load_data(registry, spec, root, which)
+        return loaded[spec, which]
+
+    real = load_split(dataset, split)
+    images = real.images[:n_real] if n_real else real.images
+    if len(images) < 2:
+        raise GanzooError(f"the {split} split of {dataset!r} has {len(images)} images; evaluation needs at least 2")
+    dataset_part = registry.get("dataset", dataset.partition(":")[0])
+    request = ExtractorRequest(
+        dataset=dataset, channels=int(images.shape[1]), stacked_from=dataset_part.stacked_from,
+        load_split=load_split, cache_dir=cache, retrain=retrain, device=device, log=log,
+    )
+    extractor = entry.part.load(request)
+    for attribute in ("num_features", "fingerprint", "logits"):
+        if not hasattr(extractor, attribute):
+            raise GanzooError(f"extractor {features!r} from plugin {entry.plugin!r} lacks the attribute {attribute!r}")
+    real_data = ImageData(images, None, real.source)
+    real_features = _real_features(extractor, real_data, cache, f"{features}-{extractor.fingerprint}", device, log, progress)
+    protocol = {
+        "dataset": dataset,
+        "split": split,
+        "n_real": len(images),
+        "extractor": features,
+        "extractor_plugin": entry.plugin,
+        "extractor_fingerprint": extractor.fingerprint,
+        "extractor_test_accuracy": getattr(extractor, "test_accuracy", None),
+        "num_features": int(extractor.num_features),
+        "kid_subsets": KID_SUBSETS,
+        "kid_subset_size": KID_SUBSET_SIZE,
+        "precision_recall_k": PR_K,
+        "density_coverage_k": DC_K,
+        "ganzoo_version": __version__,
+    }
+    return Evaluator(extractor, real_features, protocol)
+
+
+@torch.no_grad()
+def _real_features(extractor: nn.Module, data: ImageData, cache: Path, tag: str, device: torch.device,
+                   log: Callable[[str], None], progress: Progress | None) -> Tensor:
+    key = hashlib.sha256(f"{tag}:{data_hash(data)}".encode()).hexdigest()[:16]
+    path = cache / f"features-{tag}-{key}.safetensors"
+    if path.exists():
+        tensors, _ = read_checkpoint(path)
+        if tensors.get("features") is not None and tensors["features"].shape == (len(data.images), extractor.num_features):
+            return tensors["features"].to(device)
+    log(f"extracting features of {len(data.images)} real images (cached for next time)")
+    out = []
+    for start in range(0, len(data.images), BATCH):
+        out.append(extractor(to_unit(data.images[start:start + BATCH]).to(device)).float())
+        if progress is not None:
+            progress("real features", min(start + BATCH, len(data.images)), len(data.images))
+    features = torch.cat(out)
+    cache.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"features": features}, {"tag": tag, "images": len(data.images)})
+    return features
+
+
+def flat_scores(evaluator: Any, generators: nn.ModuleList, config: Any) -> dict[str, Any]:
+    """An evaluation during training (``--eval-every``): ``eval_n`` samples (same z every time),
+    flattened for metrics.jsonl."""
+    import time
+
+    started = time.perf_counter()
+    result = evaluator(generators, n=config.eval_n, seed=config.seed, z_dim=config.z_dim)
+    flat = {k: v for k, v in result.items() if isinstance(v, (int, float))}
+    if "class_histogram" in result:
+        flat["class_histogram"] = result["class_histogram"]
+    for scores in result.get("generators", []):
+        for key in ("fid", "classes", "modes", "class_histogram"):
+            if key in scores:
+                flat.setdefault(f"{key}_per_generator", []).append(scores[key])
+    protocol = result["protocol"]
+    flat["eval_protocol"] = {k: protocol[k] for k in ("extractor", "extractor_fingerprint", "split", "n_real", "n_fake", "seed")}
+    flat["eval_seconds"] = time.perf_counter() - started
+    return flat
