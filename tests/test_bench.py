@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # every section of the benchmark, shortened: about 35 s on 2 cores
 def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     table = tmp_path / "table.md"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--markdown", str(table)],

@@ -214,7 +214,9 @@ def test_help_groups_options_by_the_part_that_owns_them():
     order = ["Core options:", "--policy", "--n-gens", "--dataset", "--epochs", "--json", "Policy options:", "--loss",
              "Aggregation options:", "--gman-lambda", "Observer options (any run):", "--ema"]
     assert [text.index(word) for word in order] == sorted(text.index(word) for word in order)
-    assert "[binary, pac; this strategy: bce]" in " ".join(text.split())  # who owns --loss, and psg's value
+    assert "[binary, pac]" in " ".join(text.split())  # who owns --loss
+    sngan = " ".join(invoke("train", "sngan", "--help").stdout.split())
+    assert "[binary, pac; this strategy: hinge]" in sngan  # and the strategy's own value, where it sets one
 
 
 def test_more_bad_input_is_one_line_and_exit_code_2(tmp_path):

@@ -1,17 +1,21 @@
-"""``ganzoo compare`` end to end on a tiny budget, through real subprocesses."""
+"""``ganzoo compare`` end to end on a tiny budget, through real subprocesses (one comparison,
+shared by the tests that read it), and its refusals in-process."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from click.testing import CliRunner
 
 from ganzoo.cli.compare import parse_spec
+from ganzoo.cli.main import cli
 
 TINY = ["--epochs", "2", "--limit-data", "128", "--eval-n", "100", "--final-n", "100"]
 
@@ -28,10 +32,17 @@ def test_parse_spec():
     assert parse_spec("sngan").args == ()
 
 
-def test_compare_trains_evaluates_reports_and_reruns_for_free(tmp_path):
-    out = tmp_path / "cmp"
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """One comparison (psg with 2 generators and sngan, 2 seeds, 2 jobs) for the module's tests to read."""
+    out = tmp_path_factory.mktemp("compare") / "cmp"
     done = compare(out, "--seeds", "2", "--jobs", "2", *TINY)
     assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_compare_trains_evaluates_reports_and_reruns_for_free(compared):
+    out = compared
     report = (out / "report.md").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["runs"]) == {"psg-n-gens-2", "sngan"}
@@ -68,12 +79,13 @@ def test_compare_trains_evaluates_reports_and_reruns_for_free(tmp_path):
     (("psg", "psg"), "same label"),
 ])
 def test_bad_configurations_fail_before_anything_runs(tmp_path, specs, message):
-    result = compare(tmp_path / "cmp", *TINY, specs=specs, timeout=60)
-    assert result.returncode == 2
+    result = CliRunner().invoke(cli, ["compare", *specs, "--out", str(tmp_path / "cmp"), *TINY])
+    assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "cmp").exists()
 
 
+@pytest.mark.slow  # a second comparison, killed and run again
 def test_a_killed_compare_resumes_with_finished_work_kept(tmp_path):
     """SIGKILL compare mid-run: its training gets SIGTERM from the kernel, checkpoints and stops;
     the same command then finishes every run and keeps what was done."""
@@ -101,17 +113,16 @@ def test_a_killed_compare_resumes_with_finished_work_kept(tmp_path):
     assert (out / "runs" / "sngan" / "seed-1" / "eval-lenet.json").exists()
 
 
-def test_the_report_keeps_its_tables_without_matplotlib(tmp_path, monkeypatch):
+def test_the_report_keeps_its_tables_without_matplotlib(compared, tmp_path, monkeypatch):
     """Plots are an optional extra: without matplotlib the report says how to get them."""
     out = tmp_path / "cmp"
-    done = compare(out, "--seeds", "1", *TINY, specs=("sngan",))
-    assert done.returncode == 0, done.stderr
+    shutil.copytree(compared, out)
     for figure in out.glob("*.png"):
         figure.unlink()
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     from ganzoo.evaluation.compare_report import write_report
 
     settings = json.loads((out / "compare.json").read_text())["settings"]
-    report = write_report(out, [parse_spec("sngan")], 1, settings).read_text()
+    report = write_report(out, [parse_spec(s) for s in settings["specs"]], settings["seeds"], settings).read_text()
     assert "No figures: install matplotlib" in report and "## Results" in report and "final FID" in report
     assert not list(out.glob("*.png"))

@@ -30,6 +30,7 @@ def test_run_config_toml_reads_back(tmp_path):
         ({"n_gens": 0}, "n-gens must be at least 1"),
         ({"batch_size": -1}, "batch-size must be at least 1"),
         ({"lr": 0.0}, "lr must be a positive number"),
+        ({"lr": 1.7e38}, "lr must be a positive number at most 1"),
         ({"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
         ({"device": "tpu"}, "device must be auto, cpu or cuda"),
         ({"steps": -5}, "steps must be 0 or more"),

@@ -41,6 +41,7 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in tensors.items() if k.startswith(("generator.", "discriminator."))}
 
 
+@pytest.mark.slow
 def test_one_process_under_torchrun_is_the_plain_run(tmp_path):
     a, b = tmp_path / "plain", tmp_path / "torchrun"
     settings = ["psg", "--n-gens", "2", "--steps", "6", *TINY]

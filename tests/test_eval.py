@@ -19,6 +19,7 @@ from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import load_host
 from ganzoo.training.images import to_unit
 from ganzoo.core.parts import Extractor
+from ganzoo.evaluation.classifier import SHIPPED
 
 
 class Replay(nn.Module):
@@ -37,7 +38,7 @@ class Replay(nn.Module):
 
 @pytest.fixture(scope="module")
 def mnist_evaluator(host):
-    return build_evaluator(host, "mnist")  # trains the classifier once per session (GANZOO_CACHE)
+    return build_evaluator(host, "mnist")  # the shipped classifier; real features cached once per session (GANZOO_CACHE)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +46,12 @@ def mnist_train(host):
     return load_data(host.registry, "mnist", default_root(), "train")
 
 
-def test_the_classifier_is_99_percent_accurate_and_cached(host, mnist_evaluator, ganzoo_cache):
+def test_the_shipped_classifier_is_99_percent_accurate_and_recorded(host, mnist_evaluator, ganzoo_cache):
     protocol = mnist_evaluator.protocol
     assert protocol["extractor_test_accuracy"] >= 0.99
-    files = list(ganzoo_cache.glob("classifier-mnist-*.safetensors"))
-    assert len(files) == 1
-    again = build_evaluator(host, "mnist")  # from the cache: same weights, same real features
+    assert protocol["extractor_weights"] == "shipped" and protocol["extractor_weights_sha256"] == SHIPPED[0].sha256
+    assert not list(ganzoo_cache.glob("classifier-mnist-*.safetensors"))  # nothing trained
+    again = build_evaluator(host, "mnist")  # the real features from the cache
     assert again.protocol["extractor_fingerprint"] == protocol["extractor_fingerprint"]
     assert torch.equal(again.real_features, mnist_evaluator.real_features)
 

@@ -139,6 +139,7 @@ def test_runs_from_before_amp_resume_in_float32():
     assert config_from_checkpoint({"strategy": "psg", "config": {"amp": "bf16"}}).amp == "bf16"
 
 
+@pytest.mark.slow  # torch.compile's first compilation takes ~20 s on 2 cores
 def test_compiled_training_matches_eager_to_rounding(small_run):
     eager = small_run("psg", n_gens=1, amp="off", steps=2, log_every=1)
     compiled = small_run("psg", n_gens=1, amp="off", steps=2, log_every=1, compile=True, out=eager.run_dir.parent / "compiled")

@@ -3,8 +3,10 @@ symlinks to devices and to victim files, sparse files, gzip bombs, deep JSON, do
 and must end in exit code 2 with one line on stderr, no traceback, no hang (a timeout) and no
 memory blow-up (an address-space limit), with the victims untouched. See docs/reliability.md.
 
-Each case is a real ``python -m ganzoo`` subprocess. They are independent, so the module runs the
-selected ones a few at a time (``outcomes``) and each test asserts on its own case's outcome.
+Each case is a real process running ganzoo's ``main()`` as ``python -m ganzoo`` does, forked from a
+server that imported ganzoo and torch once (``ForkServer``), so that 45 cases do not import torch 45
+times. They are independent, so the module runs the selected ones a few at a time (``outcomes``)
+and each test asserts on its own case's outcome.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -50,11 +53,80 @@ os.execv(sys.executable, [sys.executable, "-m", "ganzoo", *sys.argv[3:]])
 """
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+
+
 def ganzoo(*args: str, plain_user: bool = False, timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
     """Run ``python -m ganzoo ARGS`` under the address-space limit."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
     launch = [sys.executable, "-S", "-c", LAUNCHER, str(ADDRESS_SPACE), "plain-user" if plain_user else "-"]
-    return subprocess.run([*launch, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=tempfile.gettempdir())
+    return subprocess.run([*launch, *args], capture_output=True, text=True, timeout=timeout, env=ENV, cwd=tempfile.gettempdir())
+
+
+# Reads one request per line; forks a child that sets the address-space limit, points stdin at
+# /dev/null and stdout/stderr at the given files, and runs ganzoo's main(); kills it at the timeout.
+# Answers {"returncode": ...} (minus the signal number when killed) or {"timeout": true}.
+FORK_SERVER = """
+import json, os, resource, sys, time, traceback
+import torch, ganzoo.training.trainer
+from ganzoo.cli.main import main
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (request["limit"], request["limit"]))
+            os.chdir(request["cwd"])
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            for fd, name in ((1, "stdout"), (2, "stderr")):
+                os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+            sys.argv = [sys.executable, *request["argv"]]
+            try:
+                main()
+                code = 0
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    deadline = time.monotonic() + request["timeout"]
+    while not (done := os.waitpid(pid, os.WNOHANG))[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not done[0]:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        print(json.dumps({"timeout": True}), flush=True)
+    else:
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(done[1])}), flush=True)
+"""
+
+
+class ForkServer:
+    """A process that imported ganzoo once and forks a child per ``run``: a real process each time
+    (its own memory limit, exit code and signals), without the seconds of importing torch."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=ENV, cwd=tempfile.gettempdir())
+
+    def run(self, *args: str, timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+            request = {"argv": list(args), "limit": ADDRESS_SPACE, "cwd": tempfile.gettempdir(), "timeout": timeout,
+                       "stdout": str(out), "stderr": str(err)}
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            answer = json.loads(self.process.stdout.readline())
+            if answer.get("timeout"):
+                raise subprocess.TimeoutExpired(list(args), timeout)
+            return subprocess.CompletedProcess(list(args), answer["returncode"], out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def refused(result: subprocess.CompletedProcess, *words: str) -> str:
@@ -418,14 +490,28 @@ def outcomes(request, base_run, tmp_path_factory) -> dict[str, tuple[Case, subpr
     builds = {name: build for family in CASES.values() for name, build in family.items() if name in selected}
     cases = {name: build(base_run, tmp_path_factory.mktemp("case")) for name, build in builds.items()}
 
+    servers: queue.Queue[ForkServer] = queue.Queue()
+
     def run(c: Case) -> subprocess.CompletedProcess | Exception:
         try:
-            return ganzoo(*c.argv, plain_user=c.plain_user)
+            if c.plain_user:  # dropped capabilities are lost at exec only: a process of its own
+                return ganzoo(*c.argv, plain_user=True)
+            server = servers.get()
+            try:
+                return server.run(*c.argv)
+            finally:
+                servers.put(server)
         except subprocess.TimeoutExpired as exc:
             return exc
 
-    with ThreadPoolExecutor(WORKERS) as pool:
-        results = dict(zip(cases, pool.map(run, cases.values())))
+    for _ in range(WORKERS):
+        servers.put(ForkServer())
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            results = dict(zip(cases, pool.map(run, cases.values())))
+    finally:
+        while not servers.empty():
+            servers.get().close()
     return {name: (cases[name], results[name]) for name in cases}
 
 

@@ -116,3 +116,11 @@ def test_convergence_epoch():
     assert convergence_epoch([1, 2, 3, 4, 5], [40, 10, 10, 30, 10]) == 3
     assert convergence_epoch([1, 2, 3], [30, 20, 10]) == 3
     assert convergence_epoch([], []) is None
+
+
+def test_cached_real_radii_give_the_same_scores():
+    generator = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(300, 8, generator=generator), torch.randn(200, 8, generator=generator) + 0.5
+    assert metrics.precision_recall(real, fake, k=3, radii=metrics.real_radii(real, 3)) == metrics.precision_recall(real, fake, k=3)
+    assert metrics.density_coverage(real, fake, k=5, radii=metrics.real_radii(real, 5)) == metrics.density_coverage(real, fake, k=5)
+    assert metrics.precision_recall(real, fake, k=3, radii=metrics.real_radii(real, 3) * 0)[0] == 0.0  # the radii are used

@@ -196,9 +196,25 @@ def good_checkpoint(tmp_path_factory) -> bytes:
     return (run_dir / "checkpoint.safetensors").read_bytes()
 
 
-@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+
+
+@settings(max_examples=100, derandomize=True, **FUZZ)
 @given(data=st.data())
 def test_fuzzed_checkpoints_are_read_or_refused_never_crash(good_checkpoint, tmp_path_factory, data):
+    fuzz_checkpoint(good_checkpoint, tmp_path_factory, data)
+
+
+@pytest.mark.slow  # the same, 1,000 times (about a minute)
+@settings(max_examples=1000, derandomize=True, **FUZZ)
+@given(data=st.data())
+def test_a_thousand_fuzzed_checkpoints_are_read_or_refused_never_crash(good_checkpoint, tmp_path_factory, data):
+    fuzz_checkpoint(good_checkpoint, tmp_path_factory, data)
+
+
+def fuzz_checkpoint(good_checkpoint: bytes, tmp_path_factory, data) -> None:
+    """Damage the checkpoint as drawn (flipped, truncated, spliced bytes or a wrong header length)
+    and load it: it reads, or it is refused with a GanzooError, never anything else."""
     raw = bytearray(good_checkpoint)
     header_end = 8 + int.from_bytes(raw[:8], "little")
     kind = data.draw(st.sampled_from(["flip-header", "flip-anywhere", "truncate", "splice", "length"]))

@@ -189,9 +189,10 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
         ganzoo compare "psg --n-gens 2" sngan --seeds 3 --epochs 5 --out reports/mnist
 
     Each SPEC is a strategy with its options, optionally labelled: "psg4=psg --n-gens 4". Rerun
-    the same command to resume: finished runs are kept. The report is OUT/report.md."""
+    the same command to resume: finished runs are kept. The report is OUT/report.md (and OUT/report.html)."""
     from ganzoo.cli.context import get_host
     from ganzoo.evaluation.compare_report import write_report
+    from ganzoo.evaluation.html_report import write_html_report
 
     host = get_host(ctx)
     parsed = [parse_spec(s) for s in specs]
@@ -272,12 +273,12 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+    report = write_report(out, parsed, seeds, settings, baseline=baseline, wall_seconds=time.time() - started, errors=errors)
+    page = write_html_report(out).path  # the same numbers as one page to open in a browser
     if children.stop.is_set():
-        write_report(out, parsed, seeds, settings, baseline=baseline, wall_seconds=time.time() - started, errors=errors)
         click.echo(f"stopped; finished runs are kept, the others stopped at a checkpoint. Resume with the same command (--out {out}).", err=True)
         ctx.exit(130)
-    report = write_report(out, parsed, seeds, settings, baseline=baseline, wall_seconds=time.time() - started, errors=errors)
-    click.echo(f"report: {report}")
+    click.echo(f"report: {report} and {page}")
     if errors:  # not bad input: exit 1, and the report says which runs are missing
         for name, error in errors.items():
             click.echo(f"error: {name}: {error}", err=True)

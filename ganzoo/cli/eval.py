@@ -54,7 +54,7 @@ def result_path(run: Path, features: str) -> Path:
 @click.option("--n-real", type=click.IntRange(min=0), default=0, help="Use the first K real images only. [default: all]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z (and of KID's subsets).")
 @click.option("--weights", default="auto", show_default=True, help="Generator weights: auto, raw, or a saved set such as ema.")
-@click.option("--retrain-classifier", is_flag=True, help="Rebuild the cached classifier (lenet) before evaluating.")
+@click.option("--retrain-classifier", is_flag=True, help="Train the LeNet here by the recipe instead of using the shipped (or cached) weights.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Data root. [default: the run's]")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout, nothing else.")
@@ -99,7 +99,8 @@ def eval_command(ctx: click.Context, run: Path, n: int | None, features: str, sp
 @contextlib.contextmanager
 def progress_bar(enabled: bool) -> Iterator[Any]:
     """A rich progress bar (with ETA) fed by ``progress(what, done, total)`` calls; one task per "what"."""
-    if not enabled:
+    console = _stderr_console()
+    if not enabled or not console.is_terminal:  # a pipe or a log gets no bar (rich would only add a blank line)
         yield None
         return
     from rich.progress import (
@@ -112,7 +113,7 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
     tasks: dict[str, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True, console=_stderr_console()) as bar:
+                  transient=True, console=console) as bar:
         def update(what: str, done: int, total: int) -> None:
             if what not in tasks:
                 tasks[what] = bar.add_task(what, total=total)

@@ -13,6 +13,7 @@ from ganzoo.cli.compare import compare_command
 from ganzoo.cli.context import CONTEXT, PluginGroup, UsageFailure, get_host
 from ganzoo.cli.eval import eval_command
 from ganzoo.cli.listing import list_parts, plugins
+from ganzoo.cli.report import report
 from ganzoo.cli.sample import sample
 from ganzoo.core.host import Host
 
@@ -68,7 +69,7 @@ def train() -> None:
     --aggregation; ganzoo train <strategy> --help lists the options by part."""
 
 
-for command in (list_parts, plugins, sample, eval_command, compare_command):
+for command in (list_parts, plugins, sample, eval_command, compare_command, report):
     cli.add_command(command)
 
 

@@ -1,4 +1,5 @@
-"""``ganzoo sample RUN_DIR``: a PNG grid of samples from a run, one block of rows per generator."""
+"""``ganzoo sample RUN_DIR``: samples from a run as a PNG grid (one block of rows per generator), a folder
+of PNGs or an .npz (what FID tools read)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,51 @@ from pathlib import Path
 import click
 
 from ganzoo.cli.context import CONTEXT, get_host
+from ganzoo.core.errors import GanzooError
+
+DEFAULT_OUT = {"grid": "sample.png", "png-dir": "sample-png", "npz": "sample.npz"}
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--n", "count", type=click.IntRange(min=1), default=64, show_default=True, help="Samples per generator.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="PNG to write. [default: RUN_DIR/sample.png]")
+@click.option("--format", "fmt", type=click.Choice(["grid", "png-dir", "npz"]), default="grid", show_default=True,
+              help="grid: one PNG, a block of rows per generator. png-dir: a folder of PNGs g<K>-<i>.png with samples.json "
+                   "(for clean-fid, torch-fidelity). npz: uint8 arrays images (N, H, W, C) and generator (N,), 1-based.")
+@click.option("--n", "count", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples per generator: a run with G generators gives G x N images (N with --generator).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write. [default: RUN_DIR/sample.png, RUN_DIR/sample-png or RUN_DIR/sample.npz]")
 @click.option("--generator", type=click.IntRange(min=1), default=None, help="Sample only generator K (1-based).")
-@click.option("--columns", type=click.IntRange(min=1), default=8, show_default=True, help="Images per row.")
+@click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per row of a grid. [default: 8]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--weights", default="auto", show_default=True,
               help="Which generator weights: raw (as trained), a saved set such as ema, or auto (a saved set when the run has one, else raw).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def sample(ctx: click.Context, run_dir: Path, count: int, out: Path | None, generator: int | None, columns: int, seed: int,
-           device: str, weights: str) -> None:
-    """Write a PNG grid of samples from a run: one block of rows per generator."""
-    from ganzoo.training.sampling import sample_grid
+def sample(ctx: click.Context, run_dir: Path, fmt: str, count: int, out: Path | None, generator: int | None,
+           columns: int | None, seed: int, device: str, weights: str, quiet: bool) -> None:
+    """Write samples from a run: a PNG grid with one block of rows per generator (the default), a
+    folder of PNGs, or an .npz. --n is per generator."""
+    from ganzoo.cli.eval import progress_bar
+    from ganzoo.training.sampling import check_out_folder, check_seed, open_draw, sample_grid
 
+    if columns is not None and fmt != "grid":
+        raise GanzooError(f"--columns lays out a grid; --format {fmt} writes one image per sample")
     host = get_host(ctx)
-    out = out or (run_dir / "sample.png" if run_dir.is_dir() else Path("sample.png"))
-    written, used = sample_grid(host, run_dir, out, count=count, generator=generator, columns=columns, seed=seed,
-                                device=device, weights=weights)
-    click.echo(f"wrote {written} ({used} weights)")
+    out = out or (run_dir / DEFAULT_OUT[fmt] if run_dir.is_dir() else Path(DEFAULT_OUT[fmt]))
+    with progress_bar(enabled=not quiet) as progress:
+        if fmt == "grid":
+            written, used = sample_grid(host, run_dir, out, count=count, generator=generator, columns=columns or 8,
+                                        seed=seed, device=device, weights=weights, progress=progress)
+            click.echo(f"wrote {written} ({used} weights)")
+            return
+        from ganzoo.training.sample_export import export_samples
+
+        check_seed(seed)
+        check_out_folder(out)
+        draw = open_draw(host, run_dir, generator=generator, device=device, weights=weights)
+        export = export_samples(draw, run_dir, out, fmt=fmt, count=count, seed=seed, progress=progress)
+    which = ", ".join(str(g) for g in export.generators)
+    click.echo(f"wrote {export.path}: {export.images} images from generator{'s' if len(export.generators) > 1 else ''} "
+               f"{which} ({export.weights} weights)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -129,8 +128,8 @@ def validate(config: TrainConfig) -> None:
     for name in ("steps", "limit_data", "checkpoint_every", "eval_every"):
         if getattr(config, name) < 0:
             raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
-    if not (config.lr > 0 and math.isfinite(config.lr)):
-        raise GanzooError(f"lr must be a positive number, got {config.lr}")
+    if not (0 < config.lr <= 1):  # Adam's step is about lr: above 1 it only overflows (1.7e38 did, in float32)
+        raise GanzooError(f"lr must be a positive number at most 1, got {config.lr}")
     if not 0 <= config.seed < 2**32:
         raise GanzooError(f"seed must be in [0, 2**32), got {config.seed}")
     for name in ("beta1", "beta2"):

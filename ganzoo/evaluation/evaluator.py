@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class Evaluator:
     extractor: nn.Module
     real_features: Tensor
     protocol: dict[str, Any]
+    real_radii: dict[int, Tensor] = field(default_factory=dict)  # k -> metrics.real_radii, cached with the features
 
     @torch.no_grad()
     def __call__(self, generators: nn.ModuleList, *, n: int, seed: int, z_dim: int,
@@ -90,13 +91,18 @@ class Evaluator:
             raise GanzooError(f"the {self.protocol['extractor']} features of the samples hold NaN or infinite values")
         logits = torch.cat(labels) if labels else None
         result = {"protocol": {**self.protocol, "n_fake": n, "seed": seed, "n_generators": n_gens}}
+        steps = 1 + (n_gens if n_gens > 1 else 0)  # the k-NN metrics over all samples take seconds at 10,000
         result.update(self.scores(fake, logits))
+        if progress is not None:
+            progress("metrics", 1, steps)
         if n_gens > 1:
             owner_ = torch.cat(owner).to(fake.device)
-            result["generators"] = [
-                self.scores(fake[owner_ == i], None if logits is None else logits[owner_ == i], knn=False)
-                for i in range(n_gens)
-            ]
+            result["generators"] = []
+            for i in range(n_gens):
+                rows = owner_ == i
+                result["generators"].append(self.scores(fake[rows], None if logits is None else logits[rows], knn=False))
+                if progress is not None:
+                    progress("metrics", 2 + i, steps)
         return result
 
     def scores(self, fake: Tensor, logits: Tensor | None, *, knn: bool = True) -> dict[str, Any]:
@@ -105,8 +111,8 @@ class Evaluator:
         kid_mean, kid_std = metrics.kid(real, fake, subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE)
         out.update(kid=kid_mean, kid_std=kid_std)
         if knn:
-            out["precision"], out["recall"] = metrics.precision_recall(real, fake, k=PR_K)
-            out["density"], out["coverage"] = metrics.density_coverage(real, fake, k=DC_K)
+            out["precision"], out["recall"] = metrics.precision_recall(real, fake, k=PR_K, radii=self.real_radii.get(PR_K))
+            out["density"], out["coverage"] = metrics.density_coverage(real, fake, k=DC_K, radii=self.real_radii.get(DC_K))
         if logits is not None:
             classes = logits.shape[-1]
             if logits.dim() == 3:  # one label per channel: modes are the label tuples
@@ -156,7 +162,7 @@ def build_evaluator(host: Host, dataset: str, *, features: str = "lenet", split:
         if not hasattr(extractor, attribute):
             raise GanzooError(f"extractor {features!r} from plugin {entry.plugin!r} lacks the attribute {attribute!r}")
     real_data = ImageData(images, None, real.source)
-    real_features = _real_features(extractor, real_data, cache, f"{features}-{extractor.fingerprint}", device, log, progress)
+    real_features, radii = _real_features(extractor, real_data, cache, f"{features}-{extractor.fingerprint}", device, log, progress)
     protocol = {
         "dataset": dataset,
         "split": split,
@@ -165,6 +171,8 @@ def build_evaluator(host: Host, dataset: str, *, features: str = "lenet", split:
         "extractor_plugin": entry.plugin,
         "extractor_fingerprint": extractor.fingerprint,
         "extractor_test_accuracy": getattr(extractor, "test_accuracy", None),
+        "extractor_weights": getattr(extractor, "weights_source", None),  # e.g. "shipped", "trained here"
+        "extractor_weights_sha256": getattr(extractor, "weights_sha256", None),
         "num_features": int(extractor.num_features),
         "kid_subsets": KID_SUBSETS,
         "kid_subset_size": KID_SUBSET_SIZE,
@@ -172,18 +180,28 @@ def build_evaluator(host: Host, dataset: str, *, features: str = "lenet", split:
         "density_coverage_k": DC_K,
         "ganzoo_version": __version__,
     }
-    return Evaluator(extractor, real_features, protocol)
+    return Evaluator(extractor, real_features, protocol, radii)
 
 
 @torch.no_grad()
 def _real_features(extractor: nn.Module, data: ImageData, cache: Path, tag: str, device: torch.device,
-                   log: Callable[[str], None], progress: Progress | None) -> Tensor:
+                   log: Callable[[str], None], progress: Progress | None) -> tuple[Tensor, dict[int, Tensor]]:
+    """The real split's features and their k-th-neighbour radii (k = PR_K, DC_K), from the cache
+    beside the extractor's weights when there, else computed and cached."""
     key = hashlib.sha256(f"{tag}:{data_hash(data)}".encode()).hexdigest()[:16]
     path = cache / f"features-{tag}-{key}.safetensors"
+    wanted = {k: f"radii.k{k}" for k in (PR_K, DC_K)}
     if path.exists():
         tensors, _ = read_checkpoint(path)
-        if tensors.get("features") is not None and tensors["features"].shape == (len(data.images), extractor.num_features):
-            return tensors["features"].to(device)
+        features = tensors.get("features")
+        if features is not None and features.shape == (len(data.images), extractor.num_features):
+            radii = {k: tensors[name].to(device) for k, name in wanted.items() if tensors.get(name) is not None
+                     and tensors[name].shape == (len(features),)}
+            if len(radii) < len(wanted):  # a cache from before the radii were kept: add them once
+                radii = {k: metrics.real_radii(features, k) for k in wanted}
+                save_checkpoint(path, {"features": features, **{wanted[k]: r for k, r in radii.items()}},
+                                {"tag": tag, "images": len(data.images)})
+            return features.to(device), {k: r.to(device) for k, r in radii.items()}
     log(f"extracting features of {len(data.images)} real images (cached for next time)")
     out = []
     for start in range(0, len(data.images), BATCH):
@@ -191,9 +209,10 @@ def _real_features(extractor: nn.Module, data: ImageData, cache: Path, tag: str,
         if progress is not None:
             progress("real features", min(start + BATCH, len(data.images)), len(data.images))
     features = torch.cat(out)
+    radii = {k: metrics.real_radii(features, k) for k in wanted}
     cache.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, {"features": features}, {"tag": tag, "images": len(data.images)})
-    return features
+    save_checkpoint(path, {"features": features, **{wanted[k]: r for k, r in radii.items()}}, {"tag": tag, "images": len(data.images)})
+    return features, radii
 
 
 def flat_scores(evaluator: Any, generators: nn.ModuleList, config: Any) -> dict[str, Any]:
@@ -211,6 +230,7 @@ def flat_scores(evaluator: Any, generators: nn.ModuleList, config: Any) -> dict[
             if key in scores:
                 flat.setdefault(f"{key}_per_generator", []).append(scores[key])
     protocol = result["protocol"]
-    flat["eval_protocol"] = {k: protocol[k] for k in ("extractor", "extractor_fingerprint", "split", "n_real", "n_fake", "seed")}
+    flat["eval_protocol"] = {k: protocol[k] for k in ("extractor", "extractor_fingerprint", "extractor_weights", "extractor_weights_sha256",
+                                                  "split", "n_real", "n_fake", "seed")}
     flat["eval_seconds"] = time.perf_counter() - started
     return flat

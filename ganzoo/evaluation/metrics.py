@@ -72,22 +72,30 @@ def _inside_any(points: Tensor, centres: Tensor, radii: Tensor, chunk: int = 204
     return torch.cat(counts)
 
 
-def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
+def real_radii(real: Tensor, k: int) -> Tensor:
+    """Each real feature's distance to its k-th nearest other one: what precision/recall and
+    density/coverage need of the real split, the same for every evaluation (so it is cached)."""
+    return _kth_distances(real.float(), k)
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3, radii: Tensor | None = None) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019): precision is the fraction of fakes
     inside the real manifold (the union of balls to each real's k-th neighbour), recall the fraction
-    of reals inside the fake manifold."""
+    of reals inside the fake manifold. ``radii``: ``real_radii(real, k)``, when already known."""
     real, fake = real.float(), fake.float()
-    precision = (_inside_any(fake, real, _kth_distances(real, k)) > 0).float().mean()
+    radii = _kth_distances(real, k) if radii is None else radii
+    precision = (_inside_any(fake, real, radii) > 0).float().mean()
     recall = (_inside_any(real, fake, _kth_distances(fake, k)) > 0).float().mean()
     return float(precision), float(recall)
 
 
-def density_coverage(real: Tensor, fake: Tensor, k: int = 5) -> tuple[float, float]:
+def density_coverage(real: Tensor, fake: Tensor, k: int = 5, radii: Tensor | None = None) -> tuple[float, float]:
     """Density and coverage (Naeem et al. 2020): density counts, per fake, the real k-NN balls it
     falls in, divided by k (about 1 for a perfect model, above 1 when fakes crowd dense regions);
-    coverage is the fraction of real balls that contain at least one fake."""
+    coverage is the fraction of real balls that contain at least one fake. ``radii``: as for
+    ``precision_recall``."""
     real, fake = real.float(), fake.float()
-    radii = _kth_distances(real, k)
+    radii = _kth_distances(real, k) if radii is None else radii
     density = _inside_any(fake, real, radii).float().sum() / (k * len(fake))
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     for start in range(0, len(fake), 2048):

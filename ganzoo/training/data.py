@@ -37,6 +37,23 @@ def md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def gunzipped_md5(path: Path, limit: int) -> str | None:
+    """The MD5 of a gzip file's decompressed content, or None when the content is longer than limit
+    bytes (then it matches no known file; a gzip bomb stops there) or the file is not gzip."""
+    digest, size = hashlib.md5(), 0
+    with os.fdopen(open_regular(path, "data file", error=DataError), "rb") as file:
+        try:
+            with gzip.GzipFile(fileobj=file, mode="rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    size += len(chunk)
+                    if size > limit:
+                        return None
+                    digest.update(chunk)
+        except (OSError, EOFError, zlib.error):
+            return None
+    return digest.hexdigest()
+
+
 def read_idx(path: Path) -> torch.Tensor:
     """Read an IDX file (gzipped or not) into a tensor; raise DataError on anything malformed.
 

@@ -6,7 +6,8 @@ saved as ``<set>.generator.<i>.*`` (the ema plugin's ``ema``); sampling prefers 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,13 +18,13 @@ from ganzoo.core.host import Host
 from ganzoo.core.safe_read import check_memory
 from ganzoo.training.checkpoint import load_module, manifest_fields, open_checkpoint
 from ganzoo.training.state_check import check_finite
-from ganzoo.training.images import grid, png_bytes
+from ganzoo.training.images import grid, png_bytes, to_unit
 from ganzoo.training.models import build_generators, check_fits
-from ganzoo.training.images import sample_blocks
 from ganzoo.training.resume import require_parts, resolve_device
 
 RAW = "raw"
-CHUNK = 256  # samples per generator call: bounds the activations of a large --n
+CHUNK = 256  # samples per generator call: bounds the activations of a large --n (a multiple of 16: see Draw.chunks)
+Progress = Callable[[str, int, int], None]  # progress(what, done, total), for a progress bar
 
 
 def weight_sets(tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -96,31 +97,76 @@ def grid_bytes(count: int, n_gens: int, image_shape: list[int], columns: int, z_
     return count * n_gens * (z_dim + c * h * w) * 4 + canvas * (4 * 3 + 2)
 
 
-def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: int | None = None,
-                columns: int = 8, seed: int = 0, device: str = "cpu", weights: str = "auto") -> tuple[Path, str]:
-    """Write a grid of `count` samples per generator to `out`; return it and the weights used."""
-    check_seed(seed)
-    out = Path(out)
+def check_out_folder(out: Path) -> None:
     try:
         if not out.parent.is_dir():
             raise GanzooError(f"output folder {out.parent} does not exist")
     except OSError as exc:
         raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The generators a sampling command draws from, and how: the picked ones (``indices``, 0-based
+    in the run), their z layout, and the run's manifest (with the weights used under "weights")."""
+
+    generators: torch.nn.ModuleList
+    indices: tuple[int, ...]
+    z_dim: int
+    z_columns: int  # 1 when the run shares z among its generators, else one column of z per generator
+    image_shape: tuple[int, int, int]
+    manifest: dict
+
+    def chunks(self, position: int, count: int, seed: int, chunk: int = CHUNK) -> Iterator[torch.Tensor]:
+        """Generator ``indices[position]``'s images for samples 0..count-1, ``chunk`` at a time, as
+        uint8 (n, C, H, W) on the CPU. Sample i gets the same z whatever the chunk, the format or the
+        other generators picked: z is drawn from ``seed`` in the order of a grid's (count, columns, z_dim)."""
+        device = next(self.generators.parameters()).device
+        rng = torch.Generator(device).manual_seed(seed)
+        column = self.indices[position] if self.z_columns > 1 else 0
+        generator = self.generators[position]
+        generator.eval()
+        for start in range(0, count, chunk):
+            # chunks of a multiple of 16 draw the same normals as one draw of the whole (on the CPU)
+            z = torch.randn(min(chunk, count - start), self.z_columns, self.z_dim, generator=rng, device=device)
+            with torch.no_grad():
+                made = generator(z[:, column])
+            yield made.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
+
+
+def open_draw(host: Host, run_dir: Path, *, generator: int | None = None, device: str = "cpu",
+              weights: str = "auto") -> Draw:
+    """Load a run's generators for sampling; ``generator`` (1-based) picks one of them."""
     generators, manifest = load_generators(host, run_dir, device, weights)
     n = len(generators)
     if generator is not None and generator > n:
         raise GanzooError(f"--generator {generator}: this run has {n} generator{'s' if n > 1 else ''}")
-    picked = list(range(n)) if generator is None else [generator - 1]
+    picked = tuple(range(n)) if generator is None else (generator - 1,)
     with manifest_fields(str(run_dir)):
         z_dim = int(manifest["config"]["z_dim"])
-        need = grid_bytes(count, len(picked), manifest["image_shape"], columns, z_dim)
+        image_shape = tuple(int(d) for d in manifest["image_shape"])
+        z_columns = 1 if manifest["config"].get("shared_z", True) else n
+    return Draw(torch.nn.ModuleList([generators[i] for i in picked]), picked, z_dim, z_columns, image_shape, manifest)
+
+
+def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int, generator: int | None = None,
+                columns: int = 8, seed: int = 0, device: str = "cpu", weights: str = "auto",
+                progress: Progress | None = None) -> tuple[Path, str]:
+    """Write a grid of `count` samples per generator to `out`; return it and the weights used."""
+    check_seed(seed)
+    out = Path(out)
+    check_out_folder(out)
+    draw = open_draw(host, run_dir, generator=generator, device=device, weights=weights)
+    need = grid_bytes(count, len(draw.indices), list(draw.image_shape), columns, draw.z_dim)
     check_memory(need, f"a grid of {count} samples per generator", hint="; lower --n or --columns")
-    device_ = next(generators.parameters()).device
-    rng = torch.Generator(device_).manual_seed(seed)
-    columns_of_z = 1 if manifest["config"].get("shared_z", True) else n
-    z = torch.randn(count, columns_of_z, z_dim, generator=rng, device=device_).expand(-1, n, -1)[:, picked]
-    chosen = torch.nn.ModuleList([generators[i] for i in picked])
-    chunks = [sample_blocks(chosen, z[start:start + CHUNK]) for start in range(0, count, CHUNK)]  # bounded activations
-    blocks = [torch.cat([chunk[i].cpu() for chunk in chunks]) for i in range(len(picked))]
+    blocks, done, total = [], 0, count * len(draw.indices)
+    for position in range(len(draw.indices)):
+        parts = []
+        for images in draw.chunks(position, count, seed):  # bounded activations
+            parts.append(images)
+            done += len(images)
+            if progress is not None:
+                progress("samples", done, total)
+        blocks.append(to_unit(torch.cat(parts)))
     write_atomic(out, png_bytes(grid(blocks, columns=columns)))
-    return out, manifest["weights"]
+    return out, draw.manifest["weights"]

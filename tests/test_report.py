@@ -1,0 +1,233 @@
+"""``ganzoo report``: the HTML page of a real run and of a real compare folder, opened in headless
+Chromium (screenshot, DOM, console), without matplotlib, escaped, and small and quick for a
+100-epoch, 15-run comparison."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from ganzoo.cli.main import cli
+from ganzoo.evaluation.html_report import write_html_report
+from ganzoo.evaluation.svg_plot import Chart, Series, line_chart, nice_ticks, segments
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (Debian: apt-get install chromium; .ci/run installs it)")
+CONSOLE = re.compile(r":CONSOLE[(:]\d*\)?\]?\s*(.*)")  # Chromium's log line for a console message or an uncaught error
+SETTINGS = {"specs": ["psg2=psg --n-gens 2", "sngan"], "seeds": 2, "epochs": 2, "dataset": "mnist", "limit_data": 128,
+            "eval_every": 1, "eval_n": 100, "final_n": 100, "features": "lenet"}
+
+
+def invoke(host, *args: str):
+    return CliRunner().invoke(cli, list(args), obj=host)
+
+
+def browse(page: Path, tmp_path: Path) -> tuple[str, list[str], Image.Image]:
+    """Open page in headless Chromium: its DOM after scripts ran, its console messages, a screenshot."""
+    shot = tmp_path / f"{page.stem}.png"
+    argv = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
+            f"--screenshot={shot}", "--window-size=1280,2000", "--dump-dom", page.resolve().as_uri()]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [m.group(1) for line in done.stderr.splitlines() if (m := CONSOLE.search(line))]
+    with Image.open(shot) as image:
+        return done.stdout, console, image.convert("RGB")
+
+
+def assert_rendered(dom: str, console: list[str], shot: Image.Image, headings: list[str]) -> None:
+    assert console == [], f"console messages: {console}"
+    colours = shot.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50, "the screenshot is nearly blank"
+    white = max(count for count, colour in colours if colour == (255, 255, 255)) if (255, 255, 255) in {c for _, c in colours} else 0
+    assert white < 0.97 * shot.width * shot.height, "the screenshot is nearly all white"
+    for heading in headings:
+        assert re.search(rf"<h2>{re.escape(heading)}</h2>", dom), f"missing heading {heading!r}"
+    assert 'type="range"' in dom  # the page's script ran (it adds the epoch sliders)
+    assert not re.search(r'(src|href)="(?!data:|#)', dom), "the page refers to something outside itself"
+    assert "<link" not in dom and "@import" not in dom
+
+
+@pytest.fixture(scope="module")
+def real_run(host, tmp_path_factory):
+    """A real two-generator PSG run on 128 MNIST images: 2 epochs, evaluated each epoch and at the end."""
+    run = tmp_path_factory.mktemp("report") / "psg-run"
+    trained = invoke(host, "train", "psg", "--limit-data", "128", "--batch-size", "32", "--epochs", "2", "--device", "cpu",
+                     "--eval-every", "1", "--eval-n", "100", "--out", str(run), "--quiet")
+    assert trained.exit_code == 0, trained.output
+    evaluated = invoke(host, "eval", str(run), "--n", "100", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    return run
+
+
+def perturbed_copy(run: Path, target: Path, factor: float) -> None:
+    """A copy of run whose numbers differ by factor, standing in for another seed."""
+    shutil.copytree(run, target)
+    scale = lambda v: v * factor if isinstance(v, float) else [scale(x) for x in v] if isinstance(v, list) else v
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    keys = ("d_loss", "g_loss", "g_loss_mean", "loss_gap", "fid", "kid")
+    (target / "metrics.jsonl").write_text("".join(json.dumps({k: scale(v) if k in keys else v for k, v in r.items()}) + "\n" for r in records))
+    final = json.loads((run / "eval-lenet.json").read_text())
+    final["fid"] *= factor
+    (target / "eval-lenet.json").write_text(json.dumps(final))
+
+
+@pytest.fixture(scope="module")
+def compare_dir(host, real_run, tmp_path_factory):
+    """A compare folder whose four runs are finished (copies of the real run), then a real
+    ``ganzoo compare`` with the same settings: it trains nothing and writes report.md and report.html."""
+    out = tmp_path_factory.mktemp("report") / "cmp"
+    for i, (label, seed) in enumerate((("psg2", 0), ("psg2", 1), ("sngan", 0), ("sngan", 1))):
+        perturbed_copy(real_run, out / "runs" / label / f"seed-{seed}", 1 + 0.1 * i)
+    (out / "compare.json").write_text(json.dumps({"settings": SETTINGS, "command": "ganzoo compare ..."}))
+    done = invoke(host, "compare", *SETTINGS["specs"], "--seeds", "2", "--epochs", "2", "--limit-data", "128",
+                  "--eval-n", "100", "--final-n", "100", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert "report.html" in done.output
+    return out
+
+
+@needs_chromium
+def test_a_run_report_renders_in_chromium(host, real_run, tmp_path):
+    result = invoke(host, "report", str(real_run), "--out", str(tmp_path / "run.html"))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote {tmp_path / 'run.html'}")
+    dom, console, shot = browse(tmp_path / "run.html", tmp_path)
+    assert_rendered(dom, console, shot, ["Curves", "Sample grids", "Final evaluation", "How the generators share the work",
+                                         "Numbers per epoch", "Configuration", "Evaluation protocol"])
+    assert len(re.findall(r'<img src="data:image/png;base64,', dom)) == 2  # one grid per epoch
+    titles = re.findall(r'<svg class="chart"[^>]*aria-label="([^"]+)"', dom)
+    assert titles == ["Losses per epoch", "D accuracy per epoch", "FID per epoch", "KID per epoch", "classes covered per epoch"]
+    assert "chance 1/(N+1) = 0.333" in dom and "G2 alone" in dom
+    assert 'strategy = "psg"' in dom  # the full config
+
+
+@needs_chromium
+def test_compare_writes_a_report_that_renders_in_chromium(compare_dir, tmp_path):
+    page = compare_dir / "report.html"  # written by ganzoo compare itself
+    assert (compare_dir / "report.md").exists() and page.exists()
+    dom, console, shot = browse(page, tmp_path)
+    assert_rendered(dom, console, shot, ["The paper's claims", "Summary per configuration", "Curves",
+                                         "How the generators share the work", "Sample grids", "Runs", "Settings and evaluation protocol"])
+    verdicts = re.findall(r'<span class="verdict [a-z-]*">(supported|not supported|inconclusive)</span>', dom)
+    assert len(verdicts) == 4
+    assert len(re.findall(r'<img src="data:image/png;base64,', dom)) == 4  # first seed of each configuration, 2 epochs
+    assert "psg2: losses" in dom and "sngan: losses" in dom and "final FID" in dom
+
+
+@needs_chromium
+def test_a_console_error_is_detected(tmp_path):
+    """The console check above can fail: a broken script shows up in what browse() returns."""
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><body><h2>Curves</h2><p>" + "x " * 500 + "</p>"
+                    "<script>no_such_function();</script></body></html>")
+    dom, console, _ = browse(page, tmp_path)
+    assert any("no_such_function is not defined" in m for m in console), console
+    with pytest.raises(AssertionError, match="console messages"):
+        assert_rendered(dom, console, Image.new("RGB", (10, 10)), ["Curves"])
+
+
+def test_the_report_needs_no_matplotlib(compare_dir, real_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing matplotlib now fails
+    for source, name in ((real_run, "run.html"), (compare_dir, "cmp.html")):
+        html = write_html_report(source, tmp_path / name).path.read_text()
+        assert html.count('<svg class="chart"') >= 4 and "<table>" in html
+    for module in Path(write_html_report.__code__.co_filename).parent.glob("*.py"):
+        if module.stem in ("html_report", "html_compare", "html_parts", "report_images", "svg_plot"):
+            assert "matplotlib" not in module.read_text()
+
+
+def fake_run(run: Path, epochs: int, n_gens: int, seed: int, strategy: str = "psg") -> None:
+    """A run folder as ganzoo writes it, with made-up numbers and tiny sample grids."""
+    (run / "samples").mkdir(parents=True)
+    (run / "config.toml").write_text(f'[train]\nstrategy = "{strategy}"\nn_gens = {n_gens}\nseed = {seed}\n')
+    lines = []
+    for e in range(1, epochs + 1):
+        fid = 300 / e + seed
+        lines.append(json.dumps({"epoch": e, "step": 10 * e, "partial": False, "d_loss": 0.6 + 0.1 / e, "g_loss": [1.0 + 0.01 * g for g in range(n_gens)],
+                                 "g_loss_mean": 1.0, "loss_gap": 0.4, "d_accuracy": 0.5, "chance": 1 / (n_gens + 1), "seconds": 1.0,
+                                 "fid": fid, "kid": fid / 2, "classes": 10, "fid_per_generator": [fid] * n_gens}))
+        Image.effect_noise((40, 40 * n_gens), 60 + e).convert("L").save(run / "samples" / f"epoch-{e:04d}.png")
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    generators = [{"fid": 100.0, "classes": 5, "class_histogram": [10 * ((c + g) % 2) for c in range(10)]} for g in range(n_gens)]
+    (run / "eval-lenet.json").write_text(json.dumps({"fid": 100.0 + seed, "kid": 50.0, "classes": 10, "generators": generators,
+                                                     "protocol": {"extractor": "lenet", "n_real": 10000, "n_fake": 10000, "seed": 0}}))
+
+
+def test_a_big_comparison_stays_small_and_quick(tmp_path):
+    """5 configurations x 3 seeds x 100 epochs: at most 12 grids per configuration, a few MB, seconds."""
+    out = tmp_path / "big"
+    labels = [f"psg{n}" for n in (1, 2, 3, 4)] + ["sngan"]
+    for label in labels:
+        for seed in range(3):
+            n_gens, strategy = (1, "sngan") if label == "sngan" else (int(label[3:]), "psg")
+            fake_run(out / "runs" / label / f"seed-{seed}", 100, n_gens, seed, strategy)
+    (out / "compare.json").write_text(json.dumps({"settings": {**SETTINGS, "specs": labels, "seeds": 3, "epochs": 100}}))
+    started = time.perf_counter()
+    written = write_html_report(out)
+    seconds = time.perf_counter() - started
+    html = written.path.read_text()
+    assert seconds < 15, f"took {seconds:.1f} s"
+    assert written.size < 3_000_000, f"{written.size:,} bytes"
+    assert html.count("<img ") == 5 * 12
+    assert html.count("12 of 100 epochs&#x27; grids embedded") == 5
+    assert html.count('<span class="verdict') == 4 * 4  # recomputed without summary.json: 4 claims per PSG configuration
+
+
+def test_strings_from_files_are_escaped(tmp_path):
+    run = tmp_path / "run"
+    fake_run(run, 3, 2, 0)
+    evil = '<script>alert(1)</script>'
+    (run / "config.toml").write_text(f'[train]\nstrategy = "{evil}"\ndataset = "<img src=x onerror=alert(2)>"\n[meta]\narchitecture = "{evil}"\n')
+    html = write_html_report(run).path.read_text()
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def bad_metrics(path: Path) -> Path:
+    path.mkdir()
+    (path / "metrics.jsonl").write_text('{"epoch": 1, "g_loss": "x"}\n')
+    return path
+
+
+def test_unreadable_grids_are_skipped_and_counted(tmp_path):
+    run = tmp_path / "run"
+    fake_run(run, 3, 2, 0)
+    (run / "samples" / "epoch-0002.png").write_bytes(b"not a png")
+    huge = bytearray((run / "samples" / "epoch-0001.png").read_bytes())
+    huge[16:24] = (100_000).to_bytes(4, "big") * 2  # claims 100,000 x 100,000 pixels
+    (run / "samples" / "epoch-0001.png").write_bytes(bytes(huge))
+    (run / "samples" / "epoch-0004.png").symlink_to(run / "samples" / "epoch-0003.png")
+    html = write_html_report(run).path.read_text()
+    assert html.count("<img ") == 1 and "1 of 3 epochs&#x27; grids embedded; 2 could not be read" in html
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p, "no such directory"),
+    (lambda p: (p.write_text("x"), p)[1], "is not a directory"),
+    (lambda p: (p.mkdir(), p)[1], "neither a run directory"),
+    (bad_metrics, "not as ganzoo writes it"),
+])
+def test_bad_input_is_one_line_and_exit_2(host, tmp_path, make, message):
+    path = make(tmp_path / "thing")
+    result = invoke(host, "report", str(path))
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_svg_plot_ticks_gaps_and_escaping():
+    assert nice_ticks(0, 1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(1, 3, 6, integer=True) == [1, 2, 3]
+    assert segments([1, 2, 3, 4], [1.0, None, 2.0, float("nan")]) == [[(1.0, 1.0)], [(3.0, 2.0)]]
+    svg = line_chart(Chart("<b>", [Series("a&b", [1, 2], [0.5, 0.7]), Series("c", [1, 2], [1, 2])]))
+    assert svg.startswith("<svg") and "&lt;b&gt;" in svg and "a&amp;b" in svg and svg.count("<polyline") == 2
+    assert "no data" in line_chart(Chart("empty", [Series("a", [], [])]))
