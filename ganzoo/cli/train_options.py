@@ -6,14 +6,13 @@ Which parts own which option is ``ganzoo.core.options``; this module only turns 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from ganzoo.core.config import AMP_CHOICES, VMAP_CHOICES
 from ganzoo.core.options import OBSERVER, OwnedOption
-from ganzoo.core.parts import Strategy, TrainOption
+from ganzoo.core.parts import Strategy
 
 PREFIX = "option__"  # click parameter names of part options: never a TrainConfig field
 GROUPS = (("core", "Core options"), ("strategy", "Strategy options"), ("input policy", "Policy options"),
@@ -139,7 +138,3 @@ class TrainCommand(click.Command):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
-
-
-def option_flags(options: Iterable[TrainOption]) -> list[str]:
-    return sorted(o.flag for o in options)

@@ -49,7 +49,6 @@ class PolicyOutput:
 
 
 Phase = Literal["discriminator", "generator"]
-PHASES: tuple[str, ...] = ("discriminator", "generator")
 
 
 class InputPolicy(Protocol):
