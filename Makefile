@@ -1,4 +1,4 @@
-# The commands: `make demo` (set up, train PSG briefly on offline MNIST, write a sample grid),
+# The commands: `make demo` (set up, train PSG for 2 minutes on offline MNIST, write a sample grid),
 # `make test` (set up, run the suite but for the slow tests) and `make test-slow` (those; CI runs both).
 # Each creates .venv with pip when needed; rerunning is cheap.
 
@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganzoo-installed
 DEMO_DIR := runs/demo-$(shell date +%Y%m%d-%H%M%S)
-DEMO_EPOCHS ?= 1
+DEMO_MINUTES ?= 2
 TEST_RUN := $(shell mktemp -u /tmp/ganzoo-example-XXXXXX)
 
 .PHONY: install demo test test-slow bench clean
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/ganzoo train psg --n-gens 2 --epochs $(DEMO_EPOCHS) --out $(DEMO_DIR)
+	$(BIN)/ganzoo train psg --n-gens 2 --minutes $(DEMO_MINUTES) --out $(DEMO_DIR)
 	$(BIN)/ganzoo sample $(DEMO_DIR) --n 64 --out $(DEMO_DIR)/sample.png
 	@echo "sample grid: $(DEMO_DIR)/sample.png"
 

@@ -1,18 +1,20 @@
-"""Time to quality on MNIST: wall time of training to reach a classifier-FID, ganzoo against the
-typical public script (benchmarks/reference_dcgan.py).
+"""Time to quality on MNIST: FID against training time, up to 10 minutes per arm, for ganzoo's
+defaults (PSG N=2 and SNGAN), its defaults before the recipe study (0.3), and the typical public
+script (benchmarks/reference_dcgan.py, untuned, as it would run).
 
-Each arm trains in its own process, one after another, with the machine to itself: the public
-script untuned (as it would run), ganzoo with its defaults (``ganzoo train`` would run the same).
-Training pauses at fixed points of its own training time (evaluation time is not counted) to
-compute FID against the MNIST test split in the LeNet features ganzoo eval uses (2,000 samples;
-the reference's 32x32 images are resized to 28x28 with antialiasing).
+Budgets are training time of a run that has the machine (2 threads) to itself, as in
+benchmarks/recipes.py, whose rates.json this shares: the 0.3 defaults are timed alone there
+(machine idle), and ``--rates`` times the other arms against them in alternation in one process.
+``--run`` then trains the arms side by side, one thread each, for the steps a solo run makes in
+each budget, and scores
+them at 0.5, 1, 1.5, 2, 3, 5, 7.5 and 10 minutes like ``ganzoo eval``: LeNet features, 10,000
+samples, the MNIST test split, sampling seed 0, the weights ``ganzoo eval`` would use (the EMA
+when the arm has one). The reference's 32x32 images are resized to 28x28 with antialiasing.
 
-The quality target is the best FID the public script reaches within the budget. An arm first
-reaches it between its last evaluation point above the target and its first at or under it. The
-speed-up printed is a lower bound: the public script's earlier point over ganzoo's later one.
-
-    python benchmarks/time_to_quality.py --budget 300 --out docs/results/time-to-quality
-    python benchmarks/time_to_quality.py --tables-from docs/results/time-to-quality   # redo the table
+    python benchmarks/recipes.py --rates --arms base-psg base-sngan   # once, machine idle
+    python benchmarks/time_to_quality.py --rates
+    python benchmarks/time_to_quality.py --run --jobs 2   # about 45 minutes on 2 cores
+    python benchmarks/time_to_quality.py --report         # table.md, curves.json, time-to-quality.png
 """
 
 from __future__ import annotations
@@ -20,170 +22,271 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import recipes  # noqa: E402  (benchmarks/ is not a package)
+
+OUT = HERE.parent / "docs" / "results" / "time-to-quality"
+POINTS = (30, 60, 90, 120, 180, 300, 450, 600)  # seconds of solo training
+REPORTED = (60, 120, 300, 600)  # the table's columns
+TARGETS = (100, 50)
+# arm label -> a recipes.py arm name, or "reference"
 ARMS = {
-    "public script (reference_dcgan.py)": {"kind": "reference"},
-    "ganzoo psg --n-gens 2": {"kind": "ganzoo", "strategy": "psg", "settings": {"n_gens": 2}},
-    "ganzoo sngan": {"kind": "ganzoo", "strategy": "sngan", "settings": {}},
+    "ganzoo psg --n-gens 2 (defaults)": "defaults-psg",
+    "ganzoo sngan (defaults)": "defaults-sngan",
+    "ganzoo psg --n-gens 2 (0.3 defaults)": "base-psg",
+    "ganzoo sngan (0.3 defaults)": "base-sngan",
+    "public script (reference_dcgan.py)": "reference",
 }
-EVAL_N = 2000
 
 
-def checkpoints(budget: float) -> list[float]:
-    points = [15, 30, 60, 90, 120, 180, 240, 300, 420, 600, 900]
-    return [p for p in points if p < budget] + [budget]
-
-
-def run_arm(arm: dict, budget: float, data_limit: int) -> list[dict]:
-    """Train one arm for ``budget`` seconds of training time; FID at each checkpoint."""
-    import torch
+def reference_parts(limit: int = 0):
+    """(step function, generators as 28x28, z_dim) of the public script."""
     from torch import nn
     from torch.nn import functional as F
 
-    from ganzoo.evaluation.evaluator import build_evaluator
+    from reference_dcgan import Reference, mnist_loader
+
+    ref = Reference()
+    loader = mnist_loader(64, limit=limit)
+
+    def batches():
+        while True:
+            yield from (imgs for imgs, _ in loader)
+
+    stream = batches()
+
+    class Resized(nn.Module):
+        def __init__(self, g):
+            super().__init__()
+            self.g = g
+
+        def forward(self, z):
+            return F.interpolate(self.g(z), size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+
+    return (lambda: ref.iteration(next(stream))), nn.ModuleList([Resized(ref.generator)]), [ref.generator, ref.discriminator], 100
+
+
+def reference_ratio(against: str = "base-sngan", rounds: int = 8, steps: int = 6) -> float:
+    """Seconds per step of the public script over ``against``'s, timed in alternation in one process."""
+    reference, _, _, _ = reference_parts()
+    _, trainer = recipes.build(recipes.arm_spec(against), 0)
+    calls = (reference, trainer.advance)
+    for call in calls:
+        for _ in range(5):
+            call()
+    times: list[list[float]] = [[], []]
+    for r in range(rounds):
+        for i in (0, 1) if r % 2 == 0 else (1, 0):
+            started = time.perf_counter()
+            for _ in range(steps):
+                calls[i]()
+            times[i].append((time.perf_counter() - started) / steps)
+    return statistics.median(times[0]) / statistics.median(times[1])
+
+
+def train_reference(seed: int, step_points: list[int]) -> None:
+    import torch
+
     from ganzoo.core.host import load_host
+    from ganzoo.evaluation.evaluator import build_evaluator
 
-    host = load_host()
-    evaluator = build_evaluator(host, "mnist", features="lenet")
-    if arm["kind"] == "reference":
-        from reference_dcgan import Reference, mnist_loader
-
-        ref = Reference()
-        loader = mnist_loader(64, limit=data_limit)
-
-        def batches():
-            while True:
-                yield from (imgs for imgs, _ in loader)
-
-        stream = batches()
-
-        class Resized(nn.Module):
-            def __init__(self, g):
-                super().__init__()
-                self.g = g
-
-            def forward(self, z):
-                return F.interpolate(self.g(z), size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
-
-        generators, z_dim = nn.ModuleList([Resized(ref.generator)]), 100
-        modules = [ref.generator, ref.discriminator]
-
-        def step():
-            ref.iteration(next(stream))
-    else:
-        from ganzoo.core.compose import new_config
-        from ganzoo.training.runtime import tune_malloc
-        from ganzoo.training.trainer import Trainer
-
-        tune_malloc()
-        settings = dict(arm["settings"])
-        options = settings.pop("options", None)
-        config = new_config(host.registry, arm["strategy"], None, {"steps": 10**9, "limit_data": data_limit, "device": "cpu", **settings}, options)
-        trainer = Trainer(config, host, Path(tempfile.mkdtemp()) / "run")
-        generators, z_dim = trainer.generators, config.z_dim
-        modules = [trainer.generators, trainer.discriminator]
-        step = trainer.advance
-
-    records, trained, steps = [], 0.0, 0
-    for point in checkpoints(budget):
+    torch.manual_seed(seed)
+    evaluator = build_evaluator(load_host(), "mnist", features="lenet")
+    step, generators, modules, z_dim = reference_parts(recipes.LIMIT_DATA)
+    done = 0
+    for point in step_points:
         for m in modules:
             m.train()
-        started = time.perf_counter()
-        while trained + (time.perf_counter() - started) < point:
+        while done < point:
             step()
-            steps += 1
-        trained += time.perf_counter() - started
+            done += 1
         with torch.no_grad():
-            fid = evaluator(generators, n=EVAL_N, seed=0, z_dim=z_dim)["fid"]
-        records.append({"seconds": round(trained, 1), "steps": steps, "fid": fid})
-        print(json.dumps(records[-1]), flush=True)
-    return records
+            fid = evaluator(generators, n=recipes.EVAL_N, seed=0, z_dim=z_dim)["fid"]
+        print(json.dumps({"arm": "reference", "seed": seed, "step": point, "fid": fid}), flush=True)
 
 
-def time_to(records: list[dict], target: float) -> tuple[float, float] | None:
-    """(last point before, first point at or under the target) in training seconds; None if never reached."""
-    before = 0.0
-    for r in records:
-        if r["fid"] <= target:
-            return before, r["seconds"]
-        before = r["seconds"]
-    return None
+def train_ganzoo(name: str, seed: int, step_points: list[int]) -> None:
+    """A ganzoo arm: the FID of the weights ganzoo eval would score (its EMA when it has one)."""
+    import torch
+
+    from ganzoo.evaluation.evaluator import build_evaluator
+
+    host, trainer = recipes.build(recipes.arm_spec(name), seed)
+    evaluator = build_evaluator(host, "mnist", features="lenet")
+    # an arm without an EMA of its own also gets the study's warm-up EMA scored, as evidence for long budgets
+    average = recipes.Averages(trainer.generators, 0.999, True) if trainer.shown(trainer)[0] == "raw" else None
+    for point in step_points:
+        trainer.generators.train()
+        trainer.discriminator.train()
+        while trainer.step < point:
+            trainer.advance()
+            if average is not None:
+                average.update(trainer.generators)
+        with torch.no_grad():
+            weights, generators = trainer.shown(trainer)
+            record = {"arm": name, "seed": seed, "step": point, "weights": weights,
+                      "fid": evaluator(generators, n=recipes.EVAL_N, seed=0, z_dim=trainer.config.z_dim)["fid"]}
+            if average is not None:
+                record["ema0.999w"] = evaluator(average.shadow, n=recipes.EVAL_N, seed=0, z_dim=trainer.config.z_dim)["fid"]
+            else:  # the arm's own EMA is what counts; its raw weights are evidence for (or against) it
+                record["raw"] = evaluator(trainer.generators, n=recipes.EVAL_N, seed=0, z_dim=trainer.config.z_dim)["fid"]
+        print(json.dumps(record), flush=True)
 
 
-def write_outputs(out: Path, curves: dict[str, list[dict]], budget: float) -> None:
-    reference = next(iter(curves))
-    target = min(r["fid"] for r in curves[reference])
-    ref_before, _ = time_to(curves[reference], target)
-    lines = [f"Quality target: FID {target:.1f}, the best the public script reached in {budget:.0f} s of training "
-             f"(LeNet features, {EVAL_N} samples, MNIST test split).", "",
-             "| arm | FID at each point (training seconds) | first reached the target | speed-up (lower bound) |",
-             "|---|---|---|---|"]
-    for name, records in curves.items():
-        reached = time_to(records, target)
-        curve = ", ".join(f"{r['seconds']:.0f}s {r['fid']:.0f}" for r in records)
-        when = f"after {reached[0]:.0f} s, by {reached[1]:.0f} s" if reached else "not within the budget"
-        if name == reference:
-            speedup = "1x"
-        else:
-            speedup = f"{ref_before / reached[1]:.1f}x" if reached else "-"
-        lines.append(f"| {name} | {curve} | {when} | {speedup} |")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "curves.json").write_text(json.dumps({"budget": budget, "target": target, "curves": curves}, indent=1))
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    try:
-        import matplotlib
+RATES = recipes.OUT  # one rates.json for the study and this benchmark
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, records in curves.items():
-        ax.plot([r["seconds"] for r in records], [r["fid"] for r in records], marker="o", label=name)
-    ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
-    ax.set(xlabel="training time (s), 2 cores", ylabel="FID (LeNet features)", yscale="log", title="Time to quality on MNIST")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "time-to-quality.png", dpi=120)
+
+def read_rates(out: Path) -> dict[str, float]:
+    rates = recipes.read_rates(RATES)
+    return {name: recipes.rate_of(rates, name) for name in ARMS.values() if recipes.rate_of(rates, name) is not None}
+
+
+def cmd_rates(out: Path) -> None:
+    """The old-default arms are timed alone by ``recipes.py --rates`` (machine idle); the others
+    against base-sngan in alternation (so any load affects both alike)."""
+    if recipes.rate_of(recipes.read_rates(RATES), "base-sngan") is None:
+        raise SystemExit("time the old defaults first, machine idle: python benchmarks/recipes.py --rates --arms base-psg base-sngan")
+    recipes.cmd_rates([a for a in ARMS.values() if a not in ("reference", "base-psg", "base-sngan")], RATES, relative_to="base-sngan")
+    done = subprocess.run([sys.executable, __file__, "--time-reference"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    if done.returncode:
+        raise SystemExit(f"reference: {done.stderr.strip().splitlines()[-1:]}")
+    rates = recipes.read_rates(RATES)
+    rates["reference"] = rates["base-sngan"] * float(done.stdout.strip().splitlines()[-1])
+    print(f"reference: {rates['reference'] * 1000:.1f} ms/step", flush=True)
+    (RATES / "rates.json").write_text(json.dumps(rates, indent=1, sort_keys=True) + "\n")
+
+
+def cmd_run(out: Path, budget: float, seeds: list[int], jobs: int, arms: list[str]) -> None:
+    rates = read_rates(out)
+    arms = arms or list(ARMS.values())
+    if set(arms) - set(rates):
+        raise SystemExit(f"no rate for {', '.join(sorted(set(arms) - set(rates)))}: run --rates first")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    points = [p for p in POINTS if p <= budget]
+    todo = []
+    for seed in seeds:
+        for name in arms:
+            path = out / "runs" / f"{name}-s{seed}.jsonl"
+            have = path.read_text().splitlines() if path.exists() else []
+            if len(have) < len(points):
+                todo.append((name, seed, [max(1, round(p / rates[name])) for p in points], path))
+
+    def one(job):
+        name, seed, step_points, path = job
+        started = time.time()
+        done = subprocess.run([sys.executable, __file__, "--train-one", name, "--seed", str(seed), "--step-points", ",".join(map(str, step_points))],
+                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode:
+            print(f"{name} seed {seed} FAILED: {done.stderr.strip().splitlines()[-1:]}", flush=True)
+        path.write_text("".join(line + "\n" for line in lines))
+        print(f"{name} seed {seed} ({time.time() - started:.0f} s): " + ", ".join(f"{json.loads(x)['fid']:.0f}" for x in lines), flush=True)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, todo))
+
+
+def curves(out: Path) -> dict[str, list[dict]]:
+    """arm label -> [{"seconds", "fid" (mean over seeds), "fids"}] at each budget point measured."""
+    rates = read_rates(out)
+    result = {}
+    for label, name in ARMS.items():
+        by_step: dict[int, list[float]] = {}
+        for path in sorted((out / "runs").glob(f"{name}-s*.jsonl")):
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                by_step.setdefault(record["step"], []).append(record["fid"])
+        result[label] = [{"seconds": round(step * rates[name]), "fid": statistics.mean(fids), "fids": fids}
+                         for step, fids in sorted(by_step.items())]
+    return result
+
+
+def time_to(points: list[dict], target: float) -> str:
+    """When a curve first reaches the target: between its last point above and its first at or under it."""
+    before = 0
+    for point in points:
+        if point["fid"] <= target:
+            return f"{before / 60:g}-{point['seconds'] / 60:g} min"
+        before = point["seconds"]
+    return "not reached"
+
+
+def cmd_report(out: Path) -> None:
+    data = curves(out)
+    header = " | ".join(f"FID at {p // 60} min" for p in REPORTED)
+    lines = ["FID: LeNet features, 10,000 samples against the MNIST test split, the weights ganzoo eval uses; mean "
+             "over seeds (seeds in brackets). Minutes: training time of a solo run on 2 cores (benchmarks/time_to_quality.py).", "",
+             f"| arm | {header} | time to FID 100 | time to FID 50 |", "|---|" + "---|" * (len(REPORTED) + 2)]
+    for label, points in data.items():
+        cells = []
+        for seconds in REPORTED:
+            point = min(points, key=lambda p: abs(p["seconds"] - seconds), default=None)
+            if point is None or abs(point["seconds"] - seconds) > 2:
+                cells.append("-")
+            else:
+                cells.append(f"{point['fid']:.0f} ({len(point['fids'])})")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {time_to(points, 100)} | {time_to(points, 50)} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    (out / "table.md").write_text(text)
+    (out / "curves.json").write_text(json.dumps(data, indent=1) + "\n")
+    plot(out, data)
+
+
+def plot(out: Path, data: dict[str, list[dict]]) -> None:
+    """time-to-quality.svg, drawn with ganzoo's own SVG charts (no matplotlib)."""
+    from ganzoo.evaluation.svg_plot import Chart, RefLine, Series, line_chart
+
+    series = [Series(label, [p["seconds"] / 60 for p in points], [p["fid"] for p in points]) for label, points in data.items() if points]
+    chart = Chart("Time to quality on MNIST (2 CPU cores)", series, xlabel="training minutes (solo, 2 cores)", ylabel="FID (LeNet)",
+                  refs=[RefLine(t, f"FID {t}") for t in TARGETS], y_range=(0, 400), width=640, height=360)
+    (out / "time-to-quality.svg").write_text(line_chart(chart).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=300, help="training seconds per arm")
-    parser.add_argument("--limit-data", type=int, default=0, help="MNIST images (0: all 60,000)")
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "results" / "time-to-quality")
-    parser.add_argument("--tables-from", type=Path, help="rewrite the table and figure from this folder's curves.json")
-    parser.add_argument("--arm", help=argparse.SUPPRESS)
+    parser.add_argument("--rates", action="store_true")
+    parser.add_argument("--run", action="store_true")
+    parser.add_argument("--report", action="store_true")
+    parser.add_argument("--budget", type=float, default=600, help="largest budget point, seconds of solo training")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--arms", nargs="*", default=[], help=f"some of {', '.join(ARMS.values())} [default: all]")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--time-reference", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--train-one", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--step-points", help=argparse.SUPPRESS)
+    parser.add_argument("--eval-n", type=int, default=recipes.EVAL_N, help=argparse.SUPPRESS)  # smaller for the suite's smoke run
+    parser.add_argument("--limit-data", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.tables_from:
-        saved = json.loads((args.tables_from / "curves.json").read_text())
-        write_outputs(args.tables_from, saved["curves"], saved["budget"])
-        return
-    if args.arm:
-        run_arm(ARMS[args.arm], args.budget, args.limit_data)
-        return
+    recipes.EVAL_N, recipes.LIMIT_DATA = args.eval_n, args.limit_data
+    if args.time_reference:
+        print(reference_ratio())
+    elif args.train_one:
+        import torch
 
-    curves = {}
-    for name, arm in ARMS.items():
-        env = {**os.environ, "GANZOO_MALLOC_TUNING": "0" if arm["kind"] == "reference" else "1"}
-        print(f"{name}: training {args.budget:.0f} s", flush=True)
-        done = subprocess.run([sys.executable, __file__, "--arm", name, "--budget", str(args.budget), "--limit-data", str(args.limit_data)],
-                              capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            raise SystemExit(f"{name} failed: {done.stderr.strip().splitlines()[-1:]}")
-        curves[name] = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        print("  " + ", ".join(f"{r['seconds']:.0f} s: FID {r['fid']:.1f}" for r in curves[name]), flush=True)
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        points = [int(s) for s in args.step_points.split(",")]
+        train_reference(args.seed, points) if args.train_one == "reference" else train_ganzoo(args.train_one, args.seed, points)
+    elif args.rates:
+        cmd_rates(args.out)
+    elif args.run:
+        cmd_run(args.out, args.budget, args.seeds, args.jobs, args.arms)
+    elif args.report:
+        cmd_report(args.out)
+    else:
+        parser.print_help()
 
-    write_outputs(args.out, curves, args.budget)
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ import warnings
 import pluggy
 
 __version__ = "0.1.0"
-PLUGIN_API = "0.3.0"
+PLUGIN_API = "0.4.0"
 
 hookimpl = pluggy.HookimplMarker("ganzoo")
 

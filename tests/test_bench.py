@@ -32,3 +32,38 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     flops = [float(m) for m in re.findall(r"PSG N=\d: ([\d.]+) GFLOP/step", table.read_text())]
     assert len(flops) == 2 and flops[1] > flops[0] > 0  # a second generator is more work
     assert re.search(r"public script / ganzoo psg n_gens=2 \| \d+ s vs \d+ s \| [\d.]+x", table.read_text())
+
+
+@pytest.mark.slow  # three short trainings with evaluations: about a minute on 2 cores
+def test_the_recipe_study_and_time_to_quality_runners_score_their_arms(tmp_path):
+    """The study's and the benchmark's workers, shortened (few steps, 256 images, 200 samples per
+    FID), print one scored record per step point; the report turns records into the table."""
+    import json
+
+    def worker(script, arm, points):
+        argv = [sys.executable, str(ROOT / "benchmarks" / script), "--train-one", arm, "--step-points", points,
+                "--eval-n", "200", "--limit-data", "256"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+    study = worker("recipes.py", "lr4e-4+lean-sngan", "2,4")
+    assert [r["step"] for r in study] == [2, 4]
+    assert all(r["raw"] > 0 and r["ema0.99"] > 0 and r["ema0.999w"] > 0 for r in study)
+    assert study[0]["raw"] != study[1]["raw"]  # the second point is scored after more training
+    shown = worker("time_to_quality.py", "defaults-psg", "3")
+    assert shown[0]["step"] == 3 and shown[0]["fid"] > 0
+    reference = worker("time_to_quality.py", "reference", "3")
+    assert reference[0]["arm"] == "reference" and reference[0]["fid"] > 0
+
+    # the report: rates and runs in, a table of means over seeds out
+    out = tmp_path / "recipes"
+    (out / "runs").mkdir(parents=True)
+    (out / "rates.json").write_text(json.dumps({"base-sngan": 0.5}))
+    for seed, fid in ((0, 100.0), (1, 120.0)):
+        records = [{"arm": "base-sngan", "seed": seed, "step": 120, "raw": fid, "ema0.99": fid - 10, "ema0.999w": fid - 20}]
+        (out / "runs" / f"base-sngan-s{seed}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recipes.py"), "--report", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| base-sngan | 500.0 | 1 min | 120 | 2 | 110.0 ± 14.1 | 100.0 ± 14.1 | 90.0 ± 14.1 |" in (out / "table.md").read_text()

@@ -39,7 +39,7 @@ def test_psg_with_a_binary_d_is_the_papers_other_reading(tiny_host, tmp_path):
     assert len(record["g_loss"]) == 2 and record["chance"] == 0.5  # N generators; each image right or wrong on its own
     tensors, manifest = read_checkpoint(run_dir)
     assert manifest["parts"]["input policy"] == {"name": "binary", "plugin": "binary"}
-    assert manifest["config"]["options"] == {}  # the binary policy's default loss: bce, the non-saturating GAN loss
+    assert manifest["config"]["options"] == {"ema": 0.999, "ema_warmup": True}  # psg's EMA; the binary policy's default loss: bce, the non-saturating GAN loss
     assert tensors["discriminator.net.0.weight"].shape[1] == 1  # D scores one image at a time
 
 
@@ -88,11 +88,12 @@ def test_an_option_of_a_part_not_in_use_is_refused_naming_the_part(tiny_host, tm
     used = invoke(tiny_host, "train", "psg", "--policy", "binary", "--loss", "hinge", *TINY, "--steps", "1",
                   "--out", str(tmp_path / "hinge"), "--json")
     assert used.exit_code == 0, used.output
-    assert read_checkpoint(tmp_path / "hinge")[1]["config"]["options"] == {"loss": "hinge"}
+    assert read_checkpoint(tmp_path / "hinge")[1]["config"]["options"] == {"loss": "hinge", "ema": 0.999, "ema_warmup": True}
     with_gman = invoke(tiny_host, "train", "sngan", "--aggregation", "gman", "--gman-lambda", "3", *TINY, "--steps", "1",
                        "--out", str(tmp_path / "gman"), "--json")
     assert with_gman.exit_code == 0, with_gman.output
-    assert read_checkpoint(tmp_path / "gman")[1]["config"]["options"] == {"loss": "hinge", "gman_lambda": 3.0}
+    assert read_checkpoint(tmp_path / "gman")[1]["config"]["options"] == {"loss": "hinge", "gman_lambda": 3.0, "ema": 0.999,
+                                                                         "ema_warmup": True}
 
 
 def test_a_config_file_may_set_part_options_at_the_top_level_and_is_held_to_the_same_rules(tiny_host, tmp_path):
@@ -107,14 +108,14 @@ def test_a_config_file_may_set_part_options_at_the_top_level_and_is_held_to_the_
     ok = invoke(tiny_host, "train", "psg", "--config", str(hinge), *TINY, "--steps", "1", "--out", str(tmp_path / "c"), "--json")
     assert ok.exit_code == 0, ok.output
     config = read_checkpoint(tmp_path / "c")[1]["config"]
-    assert (config["policy"], config["n_gens"], config["options"]) == ("binary", 3, {"loss": "hinge"})
+    assert (config["policy"], config["n_gens"], config["options"]) == ("binary", 3, {"loss": "hinge", "ema": 0.999, "ema_warmup": True})
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_strategy_defaults_for_parts_not_in_use_are_dropped(tiny_host):
     config = new_config(tiny_host.registry, "sngan", None, {"policy": "tuple", "dataset": "tiny"})
-    assert config.options == {}  # sngan's hinge loss belongs to the binary policy
-    assert new_config(tiny_host.registry, "sngan", None, {"dataset": "tiny"}).options == {"loss": "hinge"}
+    assert config.options == {"ema": 0.999, "ema_warmup": True}  # sngan's hinge loss belongs to the binary policy; its EMA (an observer's) stays
+    assert new_config(tiny_host.registry, "sngan", None, {"dataset": "tiny"}).options == {"loss": "hinge", "ema": 0.999, "ema_warmup": True}
     assert new_config(tiny_host.registry, "pacgan", None, {"dataset": "tiny"}).options == {"loss": "bce", "pack": 2}
 
 

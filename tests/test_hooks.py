@@ -384,6 +384,33 @@ def test_hook_ganzoo_on_checkpoint_load(tiny_host, tmp_path):
     assert P.loaded == [(2, 20)]
 
 
+def test_hook_ganzoo_sampling_weights(tiny_host, tmp_path):
+    """Grids (and evaluations) show the offered weights; the trained weights are not touched."""
+    import numpy as np
+    from PIL import Image
+
+    class Zeros:
+        @hookimpl
+        def ganzoo_sampling_weights(self, trainer):
+            return "zeros", [{k: torch.zeros_like(v) for k, v in g.state_dict().items()} for g in trainer.generators]
+
+    smoke_train("dcgan", host=tiny_host, steps=2, run_dir=tmp_path / "plain")
+    with registered(Zeros(), tiny_host) as host:
+        smoke_train("dcgan", host=host, steps=2, run_dir=tmp_path / "zeros")
+    plain, zeros = (np.asarray(Image.open(tmp_path / run / "samples" / "epoch-0001.png")) for run in ("plain", "zeros"))
+    assert len(np.unique(plain)) > 10 and len(np.unique(zeros)) <= 2  # zero weights draw one grey (and the padding)
+    trained = [read_checkpoint(tmp_path / run)[0] for run in ("plain", "zeros")]
+    assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0] if k.startswith("generator."))
+
+    class Boom:
+        @hookimpl
+        def ganzoo_sampling_weights(self, trainer):
+            raise ValueError("no weights today")
+
+    with registered(Boom(), tiny_host) as host, pytest.raises(PluginError, match="ganzoo_sampling_weights at step 2: ValueError"):
+        smoke_train("dcgan", host=host, steps=2)
+
+
 def test_hook_ganzoo_on_train_end(tiny_host):
     class P:
         seen: ClassVar[list] = []

@@ -72,7 +72,15 @@ def test_ctrl_c_while_the_command_line_imports_ends_quietly():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "ganzoo", "train", "psg", "--help"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(0.4)  # inside the imports: torch alone takes over a second (and later the command's own handler answers alike)
+    # Wait until torch's libraries are mapped: the command line is inside its imports (torch alone takes
+    # over a second), past the point where it took over SIGINT, however loaded the machine is. (Later,
+    # the command's own handler answers alike.)
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None:
+        maps = Path(f"/proc/{process.pid}/maps")
+        if maps.exists() and "libtorch" in maps.read_text(errors="replace"):
+            break
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130 and err == "interrupted\n", err

@@ -29,7 +29,7 @@ from ganzoo.core.files import write_atomic
 
 STATE = "compare.json"
 # Options compare sets itself for every run; a spec may not set them.
-OWNED = {"--seed", "--epochs", "--steps", "--out", "--resume", "--dataset", "--eval-every", "--eval-n",
+OWNED = {"--seed", "--epochs", "--steps", "--minutes", "--out", "--resume", "--dataset", "--eval-every", "--eval-n",
          "--eval-features", "--limit-data", "--quiet", "--json", "--config"}
 
 
@@ -82,13 +82,13 @@ class Job:
 
 def train_argv(job: Job, settings: dict[str, Any], resume: bool) -> list[str]:
     argv = [sys.executable, "-m", "ganzoo", "train", job.spec.strategy]
+    budget = [*(["--epochs", str(settings["epochs"])] if settings["epochs"] else []),
+              *(["--minutes", str(settings["minutes"])] if settings.get("minutes") else [])]
+    evaluation = ["--eval-every", str(settings["eval_every"]), "--eval-n", str(settings["eval_n"]), "--eval-features", settings["features"]]
     if resume:
-        return argv + ["--resume", str(job.run_dir), "--epochs", str(settings["epochs"]), "--quiet",
-                       "--eval-every", str(settings["eval_every"]), "--eval-n", str(settings["eval_n"]),
-                       "--eval-features", settings["features"]]
-    argv += [*job.spec.args, "--seed", str(job.seed), "--epochs", str(settings["epochs"]), "--dataset", settings["dataset"],
-             "--eval-every", str(settings["eval_every"]), "--eval-n", str(settings["eval_n"]),
-             "--eval-features", settings["features"], "--out", str(job.run_dir), "--quiet"]
+        return argv + ["--resume", str(job.run_dir), *budget, "--quiet", *evaluation]
+    argv += [*job.spec.args, "--seed", str(job.seed), *budget, "--dataset", settings["dataset"], *evaluation,
+             "--out", str(job.run_dir), "--quiet"]
     if settings["limit_data"]:
         argv += ["--limit-data", str(settings["limit_data"])]
     return argv
@@ -96,6 +96,17 @@ def train_argv(job: Job, settings: dict[str, Any], resume: bool) -> list[str]:
 
 def finished_epochs(run_dir: Path) -> int:
     return max((r["epoch"] for r in rundir.read_metrics(run_dir) if not r.get("partial")), default=0) if run_dir.exists() else 0
+
+
+def trained_minutes(run_dir: Path) -> float:
+    records = rundir.read_metrics(run_dir) if run_dir.exists() else []
+    return max((r.get("train_seconds", 0.0) for r in records), default=0.0) / 60
+
+
+def finished(run_dir: Path, settings: dict[str, Any]) -> bool:
+    """Whether a run has trained its budget: its epochs, or its minutes of training time."""
+    epochs, minutes = settings["epochs"], settings.get("minutes")
+    return bool(epochs and finished_epochs(run_dir) >= epochs) or bool(minutes and trained_minutes(run_dir) >= minutes)
 
 
 class Children:
@@ -140,7 +151,7 @@ def run_job(job: Job, settings: dict[str, Any], env: dict[str, str], log_dir: Pa
     log_path = log_dir / f"{job.spec.label}-seed-{job.seed}.log"
     if children.stop.is_set():
         return "not started"
-    if finished_epochs(job.run_dir) < settings["epochs"]:
+    if not finished(job.run_dir, settings):
         has_checkpoint = (job.run_dir / rundir.CHECKPOINT).exists()
         if job.run_dir.exists() and not has_checkpoint:
             import shutil
@@ -171,10 +182,13 @@ def jobs_env(threads: int) -> dict[str, str]:
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Report folder (runs go under OUT/runs).")
 @click.option("--seeds", type=click.IntRange(1, 100), default=3, show_default=True, help="Seeds 0..S-1 for every configuration.")
-@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True, help="Epochs per run.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs per run. [default: 5, or none with --minutes]")
+@click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
+              help="Minutes of training time per run (wall clock: with --jobs > 1 the runs share the machine).")
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset of every run.")
 @click.option("--limit-data", type=click.IntRange(0), default=0, help="Train on the first K images only (smoke tests).")
-@click.option("--eval-every", type=click.IntRange(1), default=1, show_default=True, help="Evaluate every K epochs during training.")
+@click.option("--eval-every", default="1", show_default=True,
+              help="Evaluate every K epochs during training, or every K steps (500steps) or seconds (60s) of training time.")
 @click.option("--eval-n", type=click.IntRange(2), default=2000, show_default=True, help="Samples per evaluation during training.")
 @click.option("--final-n", type=click.IntRange(2), default=None,
               help="Samples of the final evaluation. [default: the dataset's protocol: 10000, 26000 for stacked-mnist]")
@@ -182,8 +196,8 @@ def jobs_env(threads: int) -> dict[str, str]:
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs at a time; the CPU cores are split among them.")
 @click.option("--baseline", default=None, help="Label of the configuration the paper's claims are tested against. [default: the sngan one]")
 @click.pass_context
-def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds: int, epochs: int, dataset: str, limit_data: int,
-                    eval_every: int, eval_n: int, final_n: int | None, features: str, jobs: int, baseline: str | None) -> None:
+def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds: int, epochs: int | None, minutes: float | None,
+                    dataset: str, limit_data: int, eval_every: str, eval_n: int, final_n: int | None, features: str, jobs: int, baseline: str | None) -> None:
     """Train and evaluate configurations side by side, e.g.
 
         ganzoo compare "psg --n-gens 2" sngan --seeds 3 --epochs 5 --out reports/mnist
@@ -194,7 +208,11 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     from ganzoo.evaluation.compare_report import write_report
     from ganzoo.evaluation.html_report import write_html_report
 
+    from ganzoo.core.config import parse_interval
+
     host = get_host(ctx)
+    parse_interval(eval_every)  # a bad interval is one line and exit 2 before anything runs
+    epochs = epochs if epochs is not None else (0 if minutes else 5)
     parsed = [parse_spec(s) for s in specs]
     labels = [s.label for s in parsed]
     if len(set(labels)) != len(labels):
@@ -206,12 +224,12 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     if baseline is not None and baseline not in labels:
         raise GanzooError(f"--baseline {baseline!r} is not one of the labels: {', '.join(labels)}")
 
-    settings = {"specs": [s.text for s in parsed], "seeds": seeds, "epochs": epochs, "dataset": dataset, "limit_data": limit_data,
+    settings = {"specs": [s.text for s in parsed], "seeds": seeds, "epochs": epochs, "minutes": minutes, "dataset": dataset, "limit_data": limit_data,
                 "eval_every": eval_every, "eval_n": eval_n, "final_n": final_n, "features": features}
     state_path = out / STATE
     if state_path.exists():
         before = json.loads(state_path.read_text())["settings"]
-        changed = sorted(k for k in settings if before.get(k) != settings[k] and k != "epochs")
+        changed = sorted(k for k in settings if before.get(k) != settings[k] and k not in ("epochs", "minutes"))
         if changed:
             raise GanzooError(f"{out} holds a comparison with other settings ({', '.join(changed)}); use another --out")
     elif out.exists() and any(out.iterdir()):
@@ -232,6 +250,8 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
         click.echo(f"note: --jobs {jobs} is more than the {cores} cores; running {cores} at a time", err=True)
         jobs = cores
     threads = max(1, cores // jobs)
+    if minutes and jobs > 1:
+        click.echo(f"note: --minutes is wall-clock time; with {jobs} runs at a time each has {threads} thread(s) of the machine", err=True)
     env = jobs_env(threads)
     children = Children()
     errors: dict[str, str] = {}
@@ -248,14 +268,18 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
 
     console = Console(stderr=True)
     console.print(f"{len(job_list)} runs ({len(parsed)} configurations x {seeds} seeds), {jobs} at a time, {threads} thread(s) each; logs in {out / 'logs'}")
-    total = len(job_list) * epochs
+    # progress in epochs, or with a time budget (and no epoch count) in minutes of training
+    unit = "epochs" if epochs else "minutes"
+    total = len(job_list) * (epochs or minutes)
 
-    def done_epochs() -> int:
+    def done_epochs() -> float:
+        if not epochs:
+            return round(sum(min(trained_minutes(j.run_dir), minutes) for j in job_list), 1)
         return sum(min(finished_epochs(j.run_dir), epochs) for j in job_list)
 
     previous_term = signal.signal(signal.SIGTERM, lambda *_: children.interrupt()) if threading.current_thread() is threading.main_thread() else None
     try:
-        with Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeElapsedColumn(),
+        with Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task("compare", total=total)
             with ThreadPoolExecutor(max_workers=jobs) as pool:

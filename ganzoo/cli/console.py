@@ -63,14 +63,30 @@ class ProgressObserver:
     @hookimpl
     def ganzoo_on_train_start(self, trainer):
         self.progress.start()
+        self.start = (trainer.step, trainer.state.clock.seconds)
         self.task = self.progress.add_task(
-            trainer.config.strategy, total=trainer.total_steps, completed=trainer.step, metrics=metrics_text(trainer.latest)
+            trainer.config.strategy, total=self.expected_steps(trainer), completed=trainer.step, metrics=metrics_text(trainer.latest)
         )
 
     @hookimpl
     def ganzoo_on_step_end(self, trainer, step):
-        fields = {"metrics": metrics_text(trainer.latest)} if step % trainer.config.log_every == 0 else {}
+        fields = {}
+        if step % trainer.config.log_every == 0:
+            fields = {"metrics": metrics_text(trainer.latest), "total": self.expected_steps(trainer)}
         self.progress.update(self.task, completed=step, **fields)
+
+    def expected_steps(self, trainer) -> int | None:
+        """The run's last step: its step budget, or under --minutes the step the clock should reach
+        at the rate so far (None, an indeterminate bar, until a rate is known)."""
+        minutes = trainer.config.minutes
+        if not minutes:
+            return trainer.total_steps
+        step0, seconds0 = self.start
+        steps, seconds = trainer.step - step0, trainer.state.clock.seconds - seconds0
+        if steps <= 0 or seconds <= 0:
+            return None if trainer.config.epochs == 0 and not trainer.config.steps else trainer.total_steps
+        left = max(0.0, minutes * 60 - trainer.state.clock.seconds)
+        return min(trainer.total_steps, trainer.step + round(left * steps / seconds))
 
     @hookimpl
     def ganzoo_on_epoch_end(self, trainer, epoch, metrics):

@@ -37,7 +37,7 @@ from ganzoo.training.state_check import check_manifest_counters
 from ganzoo.training.trainer import Trainer
 
 NOT_SETTINGS = {"out", "config_file", "resume", "quiet", "as_json"}
-RESUME_MAY_CHANGE = {"epochs", "steps", "device", "log_every", "checkpoint_every", "keep_last", "on_nan", "deterministic",
+RESUME_MAY_CHANGE = {"epochs", "steps", "minutes", "device", "log_every", "checkpoint_every", "keep_last", "on_nan", "deterministic",
                      "eval_every", "eval_n", "eval_features", "amp", "vmap", "compile", "channels_last"}
 
 
@@ -164,6 +164,9 @@ def _trainer(config: Any, host: Any, run_dir: Path, *, resume: bool, log: Callab
             f"{run_dir} is already at step {trainer.step} (epoch {trainer.epoch}); "
             f"give a larger --steps or --epochs to train on"
         )
+    if config.minutes and trainer.state.clock.seconds >= config.minutes * 60:
+        raise GanzooError(f"{run_dir} has already trained {trainer.state.clock.seconds / 60:.2f} minutes; "
+                          f"give a larger --minutes to train on")
     return trainer
 
 

@@ -87,3 +87,16 @@ def check_composition(registry: Any, config: TrainConfig) -> None:
             )
         if supports.double_backward and config.compile:
             raise GanzooError(f"{kind} {name} needs double backward (a gradient penalty), which --compile does not support; drop --compile")
+        penalties = penalties_on(supports, config)
+        if penalties and config.compile:
+            known = part_options.collect(registry)
+            flags = [known[key].option.flag if key in known else key for key in penalties]
+            given = ", ".join(f"{flag} {config.options[key]:g}" for flag, key in zip(flags, penalties))
+            raise GanzooError(f"{kind} {name} needs double backward for {given} (a gradient penalty), which --compile "
+                              f"does not support; drop --compile or set {' and '.join(flags)} to 0")
+
+
+def penalties_on(supports: Supports, config: TrainConfig) -> list[str]:
+    """The part's penalty options (``supports.double_backward_options``) that are above 0 in this run."""
+    values = {key: config.options.get(key) for key in supports.double_backward_options}
+    return sorted(k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,10 +39,12 @@ class TrainConfig:
     limit_data: int = 0  # 0: all images
     batch_size: int = 64
     lr: float = 2e-4
+    lr_d: float = 0.0  # D's learning rate; 0: the same as lr (a ratio other than 1 is TTUR, Heusel et al. 2017)
     beta1: float = 0.5
     beta2: float = 0.999
-    epochs: int = 1
+    epochs: int = 1  # 0 (only with minutes): no epoch limit
     steps: int = 0  # 0: run whole epochs; >0: stop after this many generator steps
+    minutes: float = 0.0  # >0: also stop at the first logging point after this many minutes of training time
     seed: int = 0
     device: str = "auto"
     log_every: int = 20
@@ -51,6 +54,8 @@ class TrainConfig:
     on_nan: str = "stop"  # a non-finite loss or weight: "stop", or "rollback" to the last checkpoint
     deterministic: bool = False  # torch.use_deterministic_algorithms(True) for bit-exact repeats
     eval_every: int = 0  # K > 0: evaluate every K epochs (ganzoo eval's metrics) into metrics.jsonl
+    eval_every_steps: int = 0  # K > 0: evaluate every K generator steps instead
+    eval_every_seconds: float = 0.0  # S > 0: evaluate every S seconds of training time instead (at logging points)
     eval_n: int = 2000  # samples per evaluation during training
     eval_features: str = "lenet"  # the feature extractor of those evaluations
     amp: str = "auto"  # bf16 autocast: "bf16", "off", or "auto" (on where the hardware has native bf16)
@@ -91,10 +96,44 @@ def check_type(key: str, value: Any) -> Any:
     return value
 
 
+EVAL_EVERY_FIELDS = ("eval_every", "eval_every_steps", "eval_every_seconds")
+INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(epochs?|steps?|s|sec|seconds?|m|min|minutes?|)\s*$")
+
+
+def parse_interval(text: str | int) -> dict[str, Any]:
+    """``--eval-every``: "K" or "Kepochs" (every K epochs), "Ksteps", "Ks" or "Km" (of training time)
+    -> the three eval_every fields, the unused ones 0."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    match = INTERVAL.match(text) if isinstance(text, str) else None
+    if not match:
+        raise GanzooError(f"eval-every must be K (epochs), Ksteps, Ks or Km (training time), e.g. 2, 500steps, 60s; got {text!r}")
+    amount, unit = float(match.group(1)), match.group(2)
+    fields: dict[str, Any] = {"eval_every": 0, "eval_every_steps": 0, "eval_every_seconds": 0.0}
+    if unit in ("", "epoch", "epochs", "step", "steps") and amount != int(amount):
+        raise GanzooError(f"eval-every in {unit or 'epochs'} must be a whole number, got {text!r}")
+    if unit in ("", "epoch", "epochs"):
+        fields["eval_every"] = int(amount)
+    elif unit.startswith("step"):
+        fields["eval_every_steps"] = int(amount)
+    else:
+        fields["eval_every_seconds"] = amount * (60 if unit.startswith("m") else 1)
+    return fields
+
+
 def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
-    """Merge layers of settings (later wins) over the defaults, checking names and types."""
+    """Merge layers of settings (later wins) over the defaults, checking names and types.
+
+    ``eval_every`` may be given as an interval ("60s", "500steps", "2"): it sets all three
+    eval_every fields. A ``minutes`` budget with no ``epochs`` or ``steps`` in any layer has no
+    epoch limit (epochs 0)."""
     merged: dict[str, Any] = {}
     for layer in layers:
+        layer = dict(layer)
+        if isinstance(layer.get("eval_every"), str):
+            layer.update(parse_interval(layer["eval_every"]))
+        elif any(layer.get(name) for name in EVAL_EVERY_FIELDS):  # one kind of interval replaces another
+            layer = {**{name: 0 for name in EVAL_EVERY_FIELDS if name not in layer}, **layer}
         if "epochs" in layer and "steps" not in layer:
             merged["steps"] = 0  # a later --epochs replaces an earlier --steps budget
         for key, value in layer.items():
@@ -106,13 +145,19 @@ def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
             # options are merged key by key, so a strategy's default option survives a config
             # file that sets another one
             merged[key] = {**merged.get("options", {}), **value} if key == "options" else value
+    if merged.get("minutes") and not any("epochs" in layer or "steps" in layer for layer in layers):
+        merged["epochs"] = 0
     config = TrainConfig(strategy=strategy, **merged)
     validate(config)
     return config
 
 
 def validate(config: TrainConfig) -> None:
-    positive = ("n_gens", "n_dis", "z_dim", "batch_size", "epochs", "log_every", "sample_count", "keep_last")
+    if not 0 <= config.minutes <= 10**7:  # also refuses NaN
+        raise GanzooError(f"minutes must be 0 (no time limit) or a positive number of minutes, got {config.minutes}")
+    positive = ("n_gens", "n_dis", "z_dim", "batch_size", "log_every", "sample_count", "keep_last")
+    if not (config.epochs == 0 and config.minutes > 0):  # --minutes alone: no epoch limit
+        positive = ("epochs", *positive)
     for name in positive:
         if getattr(config, name) < 1:
             raise GanzooError(f"{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
@@ -125,11 +170,15 @@ def validate(config: TrainConfig) -> None:
             raise GanzooError(f"{name.replace('_', '-')} must be at most {ceiling}, got {getattr(config, name)}")
     if not 2 <= config.eval_n <= 1_000_000:
         raise GanzooError(f"eval-n must be between 2 and 1000000, got {config.eval_n}")
-    for name in ("steps", "limit_data", "checkpoint_every", "eval_every"):
+    for name in ("steps", "limit_data", "checkpoint_every", *EVAL_EVERY_FIELDS):
         if getattr(config, name) < 0:
             raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
+    if sum(bool(getattr(config, name)) for name in EVAL_EVERY_FIELDS) > 1:
+        raise GanzooError("give one evaluation interval: eval-every in epochs, steps or seconds, not several")
     if not (0 < config.lr <= 1):  # Adam's step is about lr: above 1 it only overflows (1.7e38 did, in float32)
         raise GanzooError(f"lr must be a positive number at most 1, got {config.lr}")
+    if not (0 <= config.lr_d <= 1):
+        raise GanzooError(f"lr-d must be a positive number at most 1 (or 0: the same as lr), got {config.lr_d}")
     if not 0 <= config.seed < 2**32:
         raise GanzooError(f"seed must be in [0, 2**32), got {config.seed}")
     for name in ("beta1", "beta2"):

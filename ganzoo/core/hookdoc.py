@@ -17,7 +17,8 @@ from ganzoo.core import hookspecs
 
 BEGIN = "<!-- hook reference: generated from ganzoo/core/hookspecs.py by `python -m ganzoo.core.hookdoc --write docs/plugins.md`; do not edit by hand -->"
 END = "<!-- end of hook reference -->"
-GROUPS = (("ganzoo_register_", "Registration hooks"), (("ganzoo_on_", "ganzoo_add_"), "Observer hooks"))
+GROUPS = (("ganzoo_register_", "Registration hooks"), (("ganzoo_on_", "ganzoo_add_"), "Observer hooks"),
+          ("ganzoo_sampling_", "Answering hooks"))
 
 
 def hook_specs() -> list[tuple[str, object]]:

@@ -244,6 +244,23 @@ def ganzoo_on_checkpoint_save(trainer, tensors):
     """
 
 
+@hookspec(firstresult=True)
+def ganzoo_sampling_weights(trainer):
+    """Offer the weights that the run's sample grids and ``--eval-every`` evaluations should use.
+
+    :param trainer: the ``ganzoo.training.trainer.Trainer``.
+    :return: ``(name, state_dicts)``: a short name recorded with the evaluation (``"ema"``) and
+        one ``state_dict`` per generator, or None to leave the trained weights. The first plugin
+        that answers wins. The trainer loads them into its own copy of the generators; the
+        trained ones are never touched.
+
+    The ema plugin answers with its averages, so that what a run shows while it trains is what
+    ``ganzoo sample`` and ``ganzoo eval`` use afterwards. Under ``torchrun``, called on rank 0 only.
+
+    .. versionadded:: 0.4.0
+    """
+
+
 @hookspec
 def ganzoo_on_checkpoint_load(trainer, tensors):
     """The trainer has restored its state from a checkpoint (``--resume``, or a NaN rollback).

@@ -8,6 +8,7 @@ supports, and ``ganzoo.core.compose`` refuses combinations that cannot work.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
@@ -128,6 +129,9 @@ class Supports:
     min_gens, max_gens: the numbers of generators it works with (max None: any).
     double_backward: it differentiates through a gradient (R1, R2, gradient penalties), which
         ``--compile`` does not support.
+    double_backward_options: the keys of its options (``config.options``) that turn such a
+        penalty on when above 0, e.g. {"r1", "r2"}: the run needs double backward then, and
+        only then (an option not given counts as 0, so its part must treat it as off).
     packs_images: D sees several images stacked per input (PacGAN); informational.
     provides: (policies) what its PolicyOutput offers beyond the contract, e.g. "tuple-pick":
         D chooses exactly one input of each tuple as the real one, and ``picks`` says which.
@@ -137,6 +141,7 @@ class Supports:
     min_gens: int = 1
     max_gens: int | None = None
     double_backward: bool = False
+    double_backward_options: frozenset[str] = frozenset()
     packs_images: bool = False
     provides: frozenset[str] = frozenset()
     requires: frozenset[str] = frozenset()
@@ -280,3 +285,14 @@ class TrainOption:
     @property
     def summary(self) -> str:
         return f"{self.flag}: {self.help}"
+
+
+def with_phase(policy: Any) -> Callable[..., Any]:
+    """The policy as ``policy(D, real, fakes, phase)``; a 0.2 policy without ``phase`` is called without it."""
+    try:
+        parameters = inspect.signature(policy).parameters
+    except (TypeError, ValueError):
+        return policy
+    if "phase" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return lambda d, real, fakes, phase: policy(d, real, fakes, phase=phase)
+    return lambda d, real, fakes, phase: policy(d, real, fakes)

@@ -45,8 +45,21 @@ def convergence_epoch(epochs: list[int], fids: list[float]) -> int | None:
     return epochs[-1]
 
 
+def budget_text(settings: dict[str, Any]) -> str:
+    """A comparison's budget per run: "5 epochs", "10 minutes of training" or both (whichever came first)."""
+    parts = [f"{settings['epochs']} epochs"] if settings.get("epochs") else []
+    parts += [f"{settings['minutes']:g} minutes of training"] if settings.get("minutes") else []
+    return " or ".join(parts) or "?"
+
+
+def interval_text(every: Any) -> str:
+    """compare's --eval-every ("1", "500steps", "60s") in words."""
+    text = str(every)
+    return f"every {text} epoch(s)" if text.isdigit() else f"every {text} of training"
+
+
 def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
-    records = [r for r in rundir.read_metrics(run_dir) if not r.get("partial")] if run_dir.exists() else []
+    records = rundir.epoch_records(run_dir)
     if not records:
         return None
     evaluated = [r for r in records if "fid" in r]
@@ -183,9 +196,9 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
     state = read_json(out / "compare.json") if (out / "compare.json").exists() else {}
     lines = [f"# ganzoo compare: {', '.join(runs)}", ""]
     lines += [f"- command: `{state.get('command') or 'ganzoo compare ...'}`",
-              f"- settings: {seeds} seeds (0..{seeds - 1}), {settings['epochs']} epochs, dataset {settings['dataset']}"
+              f"- settings: {seeds} seeds (0..{seeds - 1}), {budget_text(settings)}, dataset {settings['dataset']}"
               + (f" (first {settings['limit_data']} images)" if settings.get("limit_data") else "")
-              + f", evaluated every {settings['eval_every']} epoch(s) on {settings['eval_n']} samples, final evaluation on "
+              + f", evaluated {interval_text(settings['eval_every'])} on {settings['eval_n']} samples, final evaluation on "
               f"{settings['final_n']} samples, features {features}",
               f"- machine: {machine()}",
               (f"- written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; training and evaluation in the runs took "

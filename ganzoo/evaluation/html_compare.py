@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.core.errors import GanzooError
-from ganzoo.evaluation.compare_report import ROWS, cell, claims, read_json, values
+from ganzoo.evaluation.compare_report import ROWS, budget_text, cell, claims, interval_text, read_json, values
 from ganzoo.evaluation.html_parts import (chance_lines, class_split, code, fmt, generator_color, over_seeds, page, protocol_table,
                                          read_config, summarise, table)
 from ganzoo.evaluation.report_images import MAX_FRAMES, pick_grids, stepper_html
@@ -39,10 +39,10 @@ def compare_page(out: Path) -> str:
                   for label, (_, c) in configs.items()}
 
     facts = [f"command <code>{escape(str(state.get('command', 'ganzoo compare ...')))}</code>",
-             f"{len(runs)} configurations x {fmt(settings.get('seeds'))} seeds, {fmt(settings.get('epochs'))} epochs, dataset "
+             f"{len(runs)} configurations x {fmt(settings.get('seeds'))} seeds, {escape(budget_text(settings))}, dataset "
              f"{escape(str(settings.get('dataset', '?')))}"
              + (f" (first {fmt(settings['limit_data'])} images)" if settings.get("limit_data") else "")
-             + f"; evaluated every {fmt(settings.get('eval_every'))} epoch(s) on {fmt(settings.get('eval_n'))} samples, "
+             + f"; evaluated {escape(interval_text(settings.get('eval_every', 1)))} on {fmt(settings.get('eval_n'))} samples, "
              f"final evaluation on {fmt(settings.get('final_n'))}, features {escape(features)}",
              f"folder <code>{escape(str(out))}</code>"]
     sections = []

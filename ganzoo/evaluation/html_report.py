@@ -72,8 +72,9 @@ def eval_files(run_dir: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    """Losses, D accuracy with chance, and FID, KID and coverage when evaluated."""
+def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: list[dict[str, Any]] = ()) -> str:
+    """Losses, D accuracy with chance, and FID, KID and coverage when evaluated; FID over training
+    time when ``timed`` (every evaluated record, inside epochs too) has more than one point."""
     epochs = summary["epochs"]
     n_gens = len(summary["g_loss"][0]) if summary["g_loss"] and isinstance(summary["g_loss"][0], list) else 0
     losses = [Series("D", epochs, summary["d_loss"], color=PALETTE[0]),
@@ -95,6 +96,10 @@ def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         charts.append(line_chart(Chart("KID per epoch", [Series("KID", x, summary["kid_curve"])], ylabel="KID")))
         what = "modes" if any("modes" in r for r in evaluated) else "classes"
         charts.append(line_chart(Chart(f"{what} covered per epoch", [Series(what, x, summary["coverage_curve"])], ylabel=what)))
+    if len(timed) > 1:
+        minutes = [r["train_seconds"] / 60 for r in timed]
+        charts.append(line_chart(Chart("FID over training time", [Series("FID", minutes, [r["fid"] for r in timed])],
+                                       xlabel="minutes of training", ylabel="FID")))
     return f'<div class="charts">{"".join(charts)}</div>'
 
 
@@ -133,7 +138,7 @@ def run_page(run_dir: Path) -> str:
     evals = eval_files(run_dir)
     features = "lenet" if "lenet" in evals else next(iter(evals), "lenet")
     summary = summarise(run_dir, features)
-    records = [r for r in rundir.read_metrics(run_dir) if not r.get("partial")]
+    records = rundir.epoch_records(run_dir)
     resolved = run_dir.resolve()
     name = "/".join(resolved.parts[-2:]) if re.match(r"^seed-\d+$", resolved.name) else resolved.name  # compare's runs/<label>/seed-<s>
     facts = [f"strategy <b>{escape(str(settings.get('strategy', meta.get('strategy', '?'))))}</b>"
@@ -149,7 +154,8 @@ def run_page(run_dir: Path) -> str:
         facts.append(f"{len(records)} epochs finished (step {fmt(records[-1].get('step'))})"
                      + (f"; final FID {fmt(final.get('fid'), 2)} ({escape(features)} features)" if "fid" in final else "")
                      + (f"; best FID during training {fmt(summary['best_fid'], 2)}" if summary.get("best_fid") is not None else ""))
-        sections.append(("curves", "Curves", curve_charts(records, summary)))
+        timed = [r for r in rundir.read_metrics(run_dir) if "fid" in r and "train_seconds" in r]
+        sections.append(("curves", "Curves", curve_charts(records, summary, timed)))
     several = isinstance(settings.get("n_gens"), int) and settings["n_gens"] > 1
     note = ". Rows: one block per generator, generator 1 on top." if several else "."
     sections.append(("samples", "Sample grids", stepper_html("run", name, pick_grids(run_dir), note=note)))

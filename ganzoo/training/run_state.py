@@ -9,12 +9,13 @@ the safetensors file.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ganzoo.training.clock import TrainClock
 from ganzoo.training.checkpoint import load_module, load_optimizer, module_tensors, optimizer_tensors
 from ganzoo.training.meter import Meter
 
@@ -34,6 +35,7 @@ class RunState:
     step: int = 0
     epoch: int = 0
     rollbacks: int = 0
+    clock: TrainClock = field(default_factory=TrainClock)  # training time (--minutes, --eval-every 60s)
 
     def tensors(self) -> dict[str, Tensor]:
         """Every tensor of the state, by checkpoint name."""
@@ -60,6 +62,7 @@ class RunState:
             "epoch": self.epoch,
             **self.meter.manifest(),
             "rollbacks": self.rollbacks,
+            "train_seconds": self.clock.read(),
             "python_rng": random.getstate(),
             "optimizer_groups": groups,
         }
@@ -83,5 +86,6 @@ class RunState:
         self.sample_z = tensors["sample_z"].to(self.sample_z.device)
         self.meter.load(tensors, manifest)
         self.rollbacks = int(manifest.get("rollbacks", 0))
+        self.clock.seconds = float(manifest.get("train_seconds", 0.0))  # 0 for a checkpoint saved before 0.4
         version, state, gauss = manifest["python_rng"]
         random.setstate((version, tuple(state), gauss))

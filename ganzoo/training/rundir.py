@@ -107,6 +107,16 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return _records(_metrics_text(run_dir))
 
 
+def epoch_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of whole epochs, and the run's last record when the run ended inside an epoch (a
+    --steps or --minutes budget); not the records of evaluations made inside an epoch."""
+    records = read_metrics(run_dir) if Path(run_dir).exists() else []
+    whole = [r for r in records if not r.get("partial")]
+    if records and records[-1].get("partial"):
+        whole.append(records[-1])
+    return whole
+
+
 def _metrics_text(run_dir: Path) -> str:
     path = Path(run_dir) / METRICS
     if not os.path.lexists(path):

@@ -12,8 +12,6 @@ One generator step, top to bottom (``Trainer.train_step``):
 
 from __future__ import annotations
 
-import inspect
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +22,13 @@ from torch import Tensor
 
 from ganzoo.core.compose import check_composition
 from ganzoo.core.config import TrainConfig
-from ganzoo.core.errors import DataError, NonFiniteError, PluginError, StopRequested
+from ganzoo.core.errors import DataError, PluginError, StopRequested
 from ganzoo.core.files import write_atomic
 from ganzoo.core.host import Host
-from ganzoo.training import distributed, rundir
+from ganzoo.core.parts import with_phase
+from ganzoo.training import distributed, nan_guard, rundir
 from ganzoo.training.checkpoint import encode_checkpoint, manifest_fields
+from ganzoo.training.clock import crossed
 from ganzoo.training.data import Batches, default_root, load_data
 from ganzoo.training.distributed import World
 from ganzoo.training.generator_bank import GeneratorBank, use_vmap
@@ -38,21 +38,12 @@ from ganzoo.training.models import build_discriminator, build_generators, distin
 from ganzoo.training.precision import Autocast, allow_tf32, resolve_amp
 from ganzoo.training.resume import discriminator_shape, parts_plugins, read_for_restore, resolve_device
 from ganzoo.training.run_state import RunState
+from ganzoo.training.shown import ShownGenerators
 
+UNBOUNDED = 2**62  # the step budget of a run limited by --minutes only
 # Hooks that observe a run; under torchrun only rank 0 (the writer) calls them.
 OBSERVER_HOOKS = {"ganzoo_on_train_start", "ganzoo_on_step_end", "ganzoo_on_epoch_end", "ganzoo_on_checkpoint_saved",
                   "ganzoo_on_train_end", "ganzoo_add_checkpoint_tensors", "ganzoo_on_checkpoint_save"}
-
-
-def with_phase(policy: Any) -> Callable[..., Any]:
-    """The policy as ``policy(D, real, fakes, phase)``; a 0.2 policy without ``phase`` is called without it."""
-    try:
-        parameters = inspect.signature(policy).parameters
-    except (TypeError, ValueError):
-        return policy
-    if "phase" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return lambda d, real, fakes, phase: policy(d, real, fakes, phase=phase)
-    return lambda d, real, fakes, phase: policy(d, real, fakes)
 
 
 class Trainer:
@@ -89,7 +80,7 @@ class Trainer:
         self.image_shape = tuple(images.shape[1:])
         self.batches = Batches(images.to(self.device), config.batch_size, config.seed)
         self.steps_per_epoch = max(1, self.batches.per_epoch // config.n_dis)
-        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch or UNBOUNDED  # epochs 0: --minutes only
 
         channels = self.image_shape[0]
         self.d_packing, self.d_outputs = discriminator_shape(self.policy)
@@ -107,17 +98,21 @@ class Trainer:
         betas = (config.beta1, config.beta2)
         own_params = distinct_parameters(generators)
         self.state.g_optimizers = [torch.optim.Adam(params, lr=config.lr, betas=betas) for params in own_params]
-        self.state.d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas)
+        self.state.d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d or config.lr, betas=betas)
         self.g_params = [p for params in own_params for p in params]
         torch.manual_seed(config.seed)
         self._build_calls()
         self.stop_signal: int | None = None  # set (e.g. by a signal handler) to stop after this step
         self.latest: dict[str, Any] = {}
         self.exact_resume = True
+        self.time_up = False  # the --minutes budget is spent
+        self.shown = ShownGenerators()  # what sample grids and evaluations use (the ema plugin's averages)
         if resume:
             self._restore()
         self.evaluator = None
-        if config.eval_every and self.world.writer:  # built now, so a missing extractor fails before any training
+        self.evaluates = bool(config.eval_every or config.eval_every_steps or config.eval_every_seconds)
+        self._evaluated_at = (self.state.step, self.state.clock.seconds)  # (step, training seconds) of the last evaluation
+        if self.evaluates and self.world.writer:  # built now, so a missing extractor fails before any training
             from ganzoo.evaluation.evaluator import build_evaluator
 
             self.evaluator = build_evaluator(
@@ -204,26 +199,38 @@ class Trainer:
         self.generators.train()
         self.discriminator.train()
         self.state.meter.started = time.perf_counter()
+        self.state.clock.start()
+        try:
+            record = self._train(record)
+        finally:
+            self.state.clock.stop()
+        self.notify("ganzoo_on_train_end", trainer=self, metrics=record)
+        return record
+
+    def _train(self, record: dict[str, Any]) -> dict[str, Any]:
         every, state = self.config.checkpoint_every, self.state
         while True:
-            while state.step < self.total_steps:
+            while not self.done():
                 if not self.advance():
                     continue  # rolled back to the last checkpoint
                 stopping = self._stopping()
+                evaluate = self._eval_due()
                 if state.step % self.steps_per_epoch == 0:
-                    record = self._end_epoch(partial=False)
+                    record = self._end_epoch(partial=False, evaluate=evaluate)
+                elif evaluate:  # a record of the epoch so far, with the evaluation, and a checkpoint
+                    record = self._end_epoch(partial=True, evaluate=True)
                 elif (every and state.step % every == 0) or stopping:
                     if not self._finite(state.meter.read(self.world)):
                         continue  # never save a non-finite state; rolled back instead
                     self._checkpoint()
-                if stopping and state.step < self.total_steps:
+                if stopping and not self.done():
                     raise StopRequested(self.stop_signal, state.step)  # at the end, finish normally
-            if state.meter.count > state.meter.done_before:  # a --steps budget that ended inside an epoch
-                record = self._end_epoch(partial=True)
-                if state.step < self.total_steps:
+            if state.meter.count > state.meter.done_before and self._evaluated_at[0] != state.step:
+                # a --steps or --minutes budget that ended inside an epoch (scored with --eval-every Ksteps or Ks)
+                record = self._end_epoch(partial=True, evaluate=bool(self.config.eval_every_steps or self.config.eval_every_seconds))
+                if not self.done():
                     continue  # it found a NaN and rolled back
             break
-        self.notify("ganzoo_on_train_end", trainer=self, metrics=record)
         return record
 
     def advance(self) -> bool:
@@ -238,6 +245,23 @@ class Trainer:
         self.notify("ganzoo_on_step_end", trainer=self, step=self.state.step)
         return True
 
+    def done(self) -> bool:
+        """Whether the step budget (--steps, --epochs) or the time budget (--minutes) is spent."""
+        return self.state.step >= self.total_steps or self.time_up
+
+    def _eval_due(self) -> bool:
+        """Whether to evaluate after this step (--eval-every Ksteps or Ks); sets ``time_up``. Time is read at
+        logging points only, where under torchrun the ranks agree on both (they must take the same path)."""
+        config, state = self.config, self.state
+        due = bool(config.eval_every_steps) and state.step % config.eval_every_steps == 0
+        if state.step % config.log_every or not (config.minutes or config.eval_every_seconds):
+            return due
+        seconds = state.clock.read()
+        due = due or crossed(self._evaluated_at[1], seconds, config.eval_every_seconds)
+        spent = bool(config.minutes) and seconds >= config.minutes * 60
+        self.time_up = bool(distributed.any_rank(int(spent), self.world, self.device))
+        return bool(distributed.any_rank(int(due), self.world, self.device))
+
     def _stopping(self) -> bool:
         """Whether a stop was asked for (a signal). Under torchrun the ranks agree on it at logging
         points only, so that every rank stops after the same step without a sync per step."""
@@ -251,43 +275,13 @@ class Trainer:
         return bool(agreed)
 
     def _finite(self, metrics: dict[str, Any]) -> bool:
-        """Check metrics and weights for NaN/Inf (at logging points only: it syncs).
-
-        Returns True when all is finite. Otherwise, with on_nan = "rollback", reloads the last
-        checkpoint with half the learning rate and returns False; else raises NonFiniteError.
-        """
-        values = {**{k: v for k, v in metrics.items() if isinstance(v, float)}, **metrics.get("extras", {}),
-                  **{f"g_loss[{i}]": v for i, v in enumerate(metrics.get("g_loss", []))}}
-        bad = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
-        if not bad:
-            modules = (*self.generators, self.discriminator)
-            tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
-            if not bool(torch.stack([t.detach().sum() for t in tensors]).isfinite().all()):
-                bad = ["a generator or discriminator weight or buffer is NaN or infinite"]
-        if distributed.any_rank(int(bool(bad)), self.world, self.device) and not bad:
-            bad = ["another rank's batch-norm statistics"]  # every rank must take the same branch
-        if not bad:
-            return True
-        where = f"non-finite values at step {self.state.step}: {', '.join(bad)}"
-        if self.config.on_nan == "rollback" and self.state.rollbacks < 3:
-            if not (self.run_dir / rundir.CHECKPOINT).exists():
-                raise NonFiniteError(f"{where}; no checkpoint to roll back to yet")
-            self.rollback()
-            return False
-        raise NonFiniteError(f"{where}; the last good checkpoint is kept in {self.run_dir}")
+        """Check metrics and weights for NaN/Inf (at logging points only: it syncs). True when all
+        is finite; else, with on_nan = "rollback", roll back and return False, or raise NonFiniteError."""
+        return nan_guard.finite_or_rolled_back(self, metrics)
 
     def rollback(self) -> None:
-        """Reload the last checkpoint and halve every learning rate (the current one, so that
-        repeated rollbacks to the same checkpoint keep halving)."""
-        rollbacks = self.state.rollbacks + 1
-        optimizers = (*self.g_optimizers, self.d_optimizer)
-        lrs = [[group["lr"] for group in o.param_groups] for o in optimizers]
-        self._restore()
-        self.state.rollbacks = rollbacks
-        for optimizer, old in zip(optimizers, lrs):
-            for group, lr in zip(optimizer.param_groups, old):
-                group["lr"] = lr * 0.5
-        self.latest = {}
+        """Reload the last checkpoint and halve every learning rate (ganzoo.training.nan_guard)."""
+        nan_guard.roll_back(self)
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook on every plugin, in pluggy's order; a plugin that raises, or calls
@@ -307,7 +301,7 @@ class Trainer:
         records = rundir.read_metrics(self.run_dir)
         return records[-1] if records else {}
 
-    def _end_epoch(self, *, partial: bool) -> dict[str, Any]:
+    def _end_epoch(self, *, partial: bool, evaluate: bool = False) -> dict[str, Any]:
         state, meter = self.state, self.state.meter
         seconds = meter.seconds()
         steps_here = meter.count - meter.done_before
@@ -323,17 +317,23 @@ class Trainer:
             **metrics,
             "images_per_s": steps_here * self.config.n_dis * self.config.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
+            "train_seconds": state.clock.read(),
         }
         writer = self.world.writer
-        if writer and self.evaluator is not None and not partial and state.epoch % self.config.eval_every == 0:
-            record.update(self.evaluate())
-        self.latest = record
-        if writer:
-            rundir.append_metrics(self.run_dir, record)
-            self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
-        if not partial:
-            meter.reset()
-        self._checkpoint()
+        every = self.config.eval_every
+        evaluate = evaluate or (not partial and bool(every) and state.epoch % every == 0)
+        with state.clock.paused():
+            if evaluate:
+                self._evaluated_at = (state.step, record["train_seconds"])
+                if writer and self.evaluator is not None:
+                    record.update(self.evaluate())
+            self.latest = record
+            if writer:
+                rundir.append_metrics(self.run_dir, record)
+                self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
+            if not partial:
+                meter.reset()
+            self._checkpoint()
         if not partial:
             self.notify("ganzoo_on_epoch_end", trainer=self, epoch=state.epoch, metrics=record)
         return record
@@ -342,11 +342,13 @@ class Trainer:
         """The evaluator's metrics of ``eval_n`` samples (same z every time), flattened for metrics.jsonl."""
         from ganzoo.evaluation.evaluator import flat_scores
 
-        return flat_scores(self.evaluator, self.generators, self.config)
+        name, generators = self.shown(self)
+        return {**flat_scores(self.evaluator, generators, self.config), "eval_weights": name}
 
     @torch.no_grad()
     def write_samples(self, path: Path) -> None:
-        blocks = sample_blocks(self.generators, self.sample_z)
+        _, generators = self.shown(self)
+        blocks = sample_blocks(generators, self.sample_z)
         self.generators.train()
         write_atomic(path, png_bytes(grid(blocks)))
 
@@ -389,7 +391,11 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         """Rank 0 saves; under torchrun every rank first checks that the replicas agree, and waits
-        until the file is written (a rollback on any rank may read it next)."""
+        until the file is written (a rollback on any rank may read it next). Not training time."""
+        with self.state.clock.paused():
+            self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
         modules = (*self.generators, self.discriminator)
         distributed.check_replicas([p for m in modules for p in m.parameters()], self.world)
         if self.world.writer:

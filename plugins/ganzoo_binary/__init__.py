@@ -1,7 +1,7 @@
 """The binary input policies, shared by every strategy that uses them (sngan, dcgan, pacgan, and
 ``--policy binary`` for any other): D scores each sample real or fake on its own.
 
-    binary   D sees every image on its own; loss hinge or bce (--loss)
+    binary   D sees every image on its own; loss hinge or bce (--loss), R1 on real images (--r1)
     pac      the same on packs of m images stacked on channels (PacGAN, --pack m)
 
 A strategy names these by registry name ("binary", "pac"); no plugin imports this one.
@@ -14,6 +14,7 @@ import click
 from ganzoo import hookimpl
 from ganzoo.core.options import choice_check, number_check
 from ganzoo.core.parts import NamedFactory, Supports, TrainOption
+from ganzoo.core.penalties import R1
 
 LOSSES = ("hinge", "bce")
 DEFAULT_LOSS = "bce"
@@ -37,8 +38,9 @@ def ganzoo_register_input_policies(register):
     register(NamedFactory(
         "binary",
         "D scores each sample real or fake on its own; D loss: real term + mean of the N fake terms",
-        lambda config: BinaryPolicy(loss_of(config)),
-        options=(LOSS,),
+        lambda config: BinaryPolicy(loss_of(config), float(config.options.get(R1.key, 0.0))),
+        options=(LOSS, R1),
+        supports=Supports(double_backward_options=frozenset({R1.key})),
     ))
     register(NamedFactory(
         "pac",

@@ -7,6 +7,8 @@ For one real batch and N fake batches, per tuple (x, G_1(z), ..., G_N(z)):
     hinge:  D loss = relu(1 - s_x) + mean_i relu(1 + s_i)          G_i loss = -s_i
     bce:    D loss = softplus(-s_x) + mean_i softplus(s_i)         G_i loss = softplus(-s_i)  (non-saturating)
 D accuracy = the fraction of the N + 1 samples on the right side of 0; chance 1/2.
+With --r1 gamma > 0, D's loss in its own update also has R1 on the real sample (logged as r1):
+    D loss += (gamma / 2) ||grad_x D(x)||^2
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.parts import PolicyOutput
+from ganzoo.core.penalties import add_penalty, scores_and_penalty
 
 LOSSES = ("hinge", "bce")
 
@@ -36,11 +39,14 @@ def binary_losses(scores: Tensor, loss: str) -> PolicyOutput:
 
 
 class BinaryPolicy:
-    def __init__(self, loss: str):
+    def __init__(self, loss: str, r1: float = 0.0):
         if loss not in LOSSES:
             raise GanzooError(f"unknown loss {loss!r} for the binary policy (known: {', '.join(LOSSES)})")
-        self.loss = loss
+        self.loss, self.r1 = loss, r1
 
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
-        scores = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0])
-        return binary_losses(scores, self.loss)
+        images, shape = torch.cat([real, *fakes]), (len(fakes) + 1, real.shape[0])
+        if self.r1 > 0 and phase == "discriminator":
+            scores, r1 = scores_and_penalty(discriminator, images, slice(0, real.shape[0]))
+            return add_penalty(binary_losses(scores.view(shape), self.loss), "r1", r1, self.r1)
+        return binary_losses(discriminator(images).view(shape), self.loss)

@@ -1,6 +1,9 @@
-"""Built-in architectures: dcgan28 (28x28 MNIST-like) and cnn32 (the standard CNN of Miyato et al. 2018)."""
+"""Built-in architectures: dcgan28 (28x28 MNIST-like) with its lean and wide variants, and cnn32
+(the standard CNN of Miyato et al. 2018)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from ganzoo import hookimpl
 from ganzoo.core.parts import Architecture
@@ -19,6 +22,16 @@ def ganzoo_register_architectures(register):
             discriminator=dcgan28.Discriminator,
         )
     )
+    for name, width, what in (("dcgan28-lean", 32, "half"), ("dcgan28-wide", 128, "twice")):
+        register(
+            Architecture(
+                name=name,
+                summary=f"dcgan28 with {what} the channels in G and D (width {width}; dcgan28 has 64)",
+                image_size=28,
+                generator=partial(dcgan28.Generator, width=width),
+                discriminator=partial(dcgan28.Discriminator, width=width),
+            )
+        )
     register(
         Architecture(
             name="cnn32",

@@ -4,6 +4,8 @@ Softmax over the N+1 scores of a tuple, cross-entropy with the real one as targe
     D loss        = -log p_0                 p = softmax(s_0, s_1, ..., s_N), s_0 the real sample's score
     G_i loss      = -log p_i                 (non-saturating: G_i wants D to pick its sample)
     D accuracy    = [argmax p == 0]          chance 1 / (N + 1)
+With --r1 gamma > 0, D's loss in its own update also has R1 on the real sample (logged as r1):
+    D loss       += (gamma / 2) ||grad_x D(x)||^2
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo.core.parts import PolicyOutput
+from ganzoo.core.penalties import add_penalty, scores_and_penalty
 
 
 def tuple_losses(scores: Tensor) -> PolicyOutput:
@@ -36,6 +39,12 @@ def tuple_losses(scores: Tensor) -> PolicyOutput:
 class TuplePolicy:
     """Runs D once on the concatenated (N + 1) x B batch and scores the tuples."""
 
+    def __init__(self, r1: float = 0.0):
+        self.r1 = r1
+
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
-        scores = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0])
-        return tuple_losses(scores)
+        images, shape = torch.cat([real, *fakes]), (len(fakes) + 1, real.shape[0])
+        if self.r1 > 0 and phase == "discriminator":
+            scores, r1 = scores_and_penalty(discriminator, images, slice(0, real.shape[0]))
+            return add_penalty(tuple_losses(scores.view(shape)), "r1", r1, self.r1)
+        return tuple_losses(discriminator(images).view(shape))

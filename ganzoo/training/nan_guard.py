@@ -1,0 +1,58 @@
+"""What a run does about NaN and Inf (``--on-nan``): look for them at logging points, then stop,
+or roll back to the last checkpoint with half the learning rate (at most 3 times)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ganzoo.core.errors import NonFiniteError
+from ganzoo.training import distributed, rundir
+
+MAX_ROLLBACKS = 3
+
+
+def non_finite(metrics: dict[str, Any], modules: tuple[torch.nn.Module, ...]) -> list[str]:
+    """What is not finite: the metrics by name, or a weight or buffer of the modules (one host sync)."""
+    values = {**{k: v for k, v in metrics.items() if isinstance(v, float)}, **metrics.get("extras", {}),
+              **{f"g_loss[{i}]": v for i, v in enumerate(metrics.get("g_loss", []))}}
+    bad = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
+    if not bad:
+        tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+        if not bool(torch.stack([t.detach().sum() for t in tensors]).isfinite().all()):
+            bad = ["a generator or discriminator weight or buffer is NaN or infinite"]
+    return bad
+
+
+def finite_or_rolled_back(trainer: Any, metrics: dict[str, Any]) -> bool:
+    """True when the metrics and weights are finite. Otherwise, with on_nan = "rollback" (and fewer
+    than 3 rollbacks), roll back and return False; else raise NonFiniteError. Under torchrun every
+    rank takes the same branch."""
+    bad = non_finite(metrics, (*trainer.generators, trainer.discriminator))
+    if distributed.any_rank(int(bool(bad)), trainer.world, trainer.device) and not bad:
+        bad = ["another rank's batch-norm statistics"]
+    if not bad:
+        return True
+    where = f"non-finite values at step {trainer.state.step}: {', '.join(bad)}"
+    if trainer.config.on_nan == "rollback" and trainer.state.rollbacks < MAX_ROLLBACKS:
+        if not (trainer.run_dir / rundir.CHECKPOINT).exists():
+            raise NonFiniteError(f"{where}; no checkpoint to roll back to yet")
+        trainer.rollback()
+        return False
+    raise NonFiniteError(f"{where}; the last good checkpoint is kept in {trainer.run_dir}")
+
+
+def roll_back(trainer: Any) -> None:
+    """Reload the last checkpoint and halve every learning rate (the current one, so that repeated
+    rollbacks to the same checkpoint keep halving)."""
+    rollbacks = trainer.state.rollbacks + 1
+    optimizers = (*trainer.g_optimizers, trainer.d_optimizer)
+    lrs = [[group["lr"] for group in o.param_groups] for o in optimizers]
+    trainer._restore()
+    trainer.state.rollbacks = rollbacks
+    for optimizer, old in zip(optimizers, lrs):
+        for group, lr in zip(optimizer.param_groups, old):
+            group["lr"] = lr * 0.5
+    trainer.latest = {}
