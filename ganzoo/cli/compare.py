@@ -229,6 +229,7 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     state_path = out / STATE
     if state_path.exists():
         before = json.loads(state_path.read_text())["settings"]
+        before["eval_every"] = str(before.get("eval_every"))  # an int before 0.4: the same interval in epochs
         changed = sorted(k for k in settings if before.get(k) != settings[k] and k not in ("epochs", "minutes"))
         if changed:
             raise GanzooError(f"{out} holds a comparison with other settings ({', '.join(changed)}); use another --out")
