@@ -227,6 +227,9 @@ def cmd_report(out: Path) -> None:
              "over seeds (seeds in brackets). Minutes: training time of a solo run on 2 cores (benchmarks/time_to_quality.py).", "",
              f"| arm | {header} | time to FID 100 | time to FID 50 |", "|---|" + "---|" * (len(REPORTED) + 2)]
     for label, points in data.items():
+        if not points:
+            lines.append(f"| {label} | " + " | ".join(["not run"] * (len(REPORTED) + 2)) + " |")
+            continue
         cells = []
         for seconds in REPORTED:
             point = min(points, key=lambda p: abs(p["seconds"] - seconds), default=None)
