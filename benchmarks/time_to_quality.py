@@ -217,7 +217,7 @@ def time_to(points: list[dict], target: float) -> str:
         if point["fid"] <= target:
             return f"{before / 60:g}-{point['seconds'] / 60:g} min"
         before = point["seconds"]
-    return "not reached"
+    return f"not within {before / 60:g} min"
 
 
 def cmd_report(out: Path) -> None:
