@@ -132,9 +132,9 @@ def test_on_nan_rollback_reloads_and_halves_the_learning_rate(tmp_path):
     trainer = _poisoned_trainer(tmp_path, "rollback")
     trainer.run()
     assert trainer.step == 10 and trainer.rollbacks == 1
-    assert {g["lr"] for o in (*trainer.g_optimizers, trainer.d_optimizer) for g in o.param_groups} == {1e-4}
+    assert {g["lr"] for o in (*trainer.g_optimizers, trainer.d_optimizer) for g in o.param_groups} == {5e-4}  # psg's 1e-3, halved
     _, manifest = read_checkpoint(tmp_path / "run")
-    assert manifest["rollbacks"] == 1 and manifest["optimizer_groups"]["discriminator"][0]["lr"] == 1e-4
+    assert manifest["rollbacks"] == 1 and manifest["optimizer_groups"]["discriminator"][0]["lr"] == 5e-4
 
 
 def test_a_second_run_in_a_busy_run_dir_is_refused_and_a_dead_holder_is_taken_over(tmp_path):
@@ -321,7 +321,7 @@ def test_repeated_rollbacks_keep_halving_then_give_up(tmp_path):
         "log_every": 2, "checkpoint_every": 2, "on_nan": "rollback"})
     with pytest.raises(NonFiniteError, match="non-finite values at step 6"):
         Trainer(config, host, tmp_path / "run").run()
-    assert poison.lrs == [2e-4, 1e-4, 5e-5, 2.5e-5]  # three rollbacks, each halving, then stop
+    assert poison.lrs == [1e-3, 5e-4, 2.5e-4, 1.25e-4]  # psg's 1e-3; three rollbacks, each halving, then stop
 
 
 def test_a_checkpoint_from_another_kind_of_device_resumes_and_says_it_is_not_exact(tmp_path):

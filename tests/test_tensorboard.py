@@ -46,7 +46,7 @@ def test_losses_accuracy_samples_and_fid_are_logged(tmp_path):
     images = events.Images("samples")
     assert [i.step for i in images] == [8, 16] and images[0].width == 242
     saved = tomllib.loads(run_dir.joinpath("config.toml").read_text())["train"]["options"]
-    assert saved == {"tensorboard": str(logs.resolve())}  # absolute: a resume from elsewhere logs here too
+    assert saved == {"tensorboard": str(logs.resolve()), "ema": 0.999, "ema_warmup": True}  # absolute: a resume from elsewhere logs here too
 
 
 def test_off_unless_asked_and_a_clear_error_without_the_package(tmp_path, monkeypatch):

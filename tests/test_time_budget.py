@@ -97,7 +97,7 @@ def test_eval_every_steps_scores_the_shown_weights_and_the_budget_end(small_run,
 
 
 def test_without_ema_the_trained_weights_are_shown(small_run, tmp_path):
-    small_run("sngan", out=tmp_path / "run", steps=4, limit_data=128, eval_every="2steps", eval_n=100)
+    small_run("sngan", out=tmp_path / "run", steps=4, limit_data=128, eval_every="2steps", eval_n=100, options={"ema": 0.0})
     assert [(r["step"], r.get("eval_weights")) for r in records_of(tmp_path / "run")] == [(2, "raw"), (4, "raw")]
 
 

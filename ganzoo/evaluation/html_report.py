@@ -74,7 +74,7 @@ def eval_files(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: list[dict[str, Any]] = ()) -> str:
     """Losses, D accuracy with chance, and FID, KID and coverage when evaluated; FID over training
-    time when ``timed`` (every evaluated record, inside epochs too) has more than one point."""
+    time when ``timed`` (every evaluated record) holds evaluations made inside epochs (by steps or time)."""
     epochs = summary["epochs"]
     n_gens = len(summary["g_loss"][0]) if summary["g_loss"] and isinstance(summary["g_loss"][0], list) else 0
     losses = [Series("D", epochs, summary["d_loss"], color=PALETTE[0]),
@@ -96,7 +96,7 @@ def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: 
         charts.append(line_chart(Chart("KID per epoch", [Series("KID", x, summary["kid_curve"])], ylabel="KID")))
         what = "modes" if any("modes" in r for r in evaluated) else "classes"
         charts.append(line_chart(Chart(f"{what} covered per epoch", [Series(what, x, summary["coverage_curve"])], ylabel=what)))
-    if len(timed) > 1:
+    if len(timed) > 1 and any(r.get("partial") for r in timed):  # evaluated inside epochs: by steps or time
         minutes = [r["train_seconds"] / 60 for r in timed]
         charts.append(line_chart(Chart("FID over training time", [Series("FID", minutes, [r["fid"] for r in timed])],
                                        xlabel="minutes of training", ylabel="FID")))
