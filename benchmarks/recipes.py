@@ -127,21 +127,27 @@ def measure_rate(name: str, steps: int = 40, warmup: int = 10) -> float:
     return statistics.median(times)
 
 
-def measure_ratio(name: str, reference: str, rounds: int = 8, steps: int = 6) -> float:
-    """Seconds per step of ``name`` over ``reference``'s, timed in alternation in one process, so
-    that the machine's load affects both alike (for arms added while other work runs)."""
-    trainers = [build(arm_spec(n), 0)[1] for n in (name, reference)]
-    times: list[list[float]] = [[], []]
-    for trainer in trainers:
+def alternating_ratio(step_a, step_b, rounds: int = 8, steps: int = 6) -> float:
+    """Seconds per call of ``step_a`` over ``step_b``'s, timed in alternation (A B, B A, ...) in one
+    process after 5 warm-up calls each, so that the machine's load affects both alike."""
+    calls = (step_a, step_b)
+    for call in calls:
         for _ in range(5):
-            trainer.advance()
+            call()
+    times: list[list[float]] = [[], []]
     for r in range(rounds):
         for i in (0, 1) if r % 2 == 0 else (1, 0):
             started = time.perf_counter()
             for _ in range(steps):
-                trainers[i].advance()
+                calls[i]()
             times[i].append((time.perf_counter() - started) / steps)
     return statistics.median(times[0]) / statistics.median(times[1])
+
+
+def measure_ratio(name: str, reference: str) -> float:
+    """Seconds per step of ``name`` over ``reference``'s (for arms added while other work runs)."""
+    trainers = [build(arm_spec(n), 0)[1] for n in (name, reference)]
+    return alternating_ratio(trainers[0].advance, trainers[1].advance)
 
 
 class Averages:

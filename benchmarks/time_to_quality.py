@@ -75,22 +75,11 @@ def reference_parts(limit: int = 0):
     return (lambda: ref.iteration(next(stream))), nn.ModuleList([Resized(ref.generator)]), [ref.generator, ref.discriminator], 100
 
 
-def reference_ratio(against: str = "base-sngan", rounds: int = 8, steps: int = 6) -> float:
+def reference_ratio(against: str = "base-sngan") -> float:
     """Seconds per step of the public script over ``against``'s, timed in alternation in one process."""
     reference, _, _, _ = reference_parts()
     _, trainer = recipes.build(recipes.arm_spec(against), 0)
-    calls = (reference, trainer.advance)
-    for call in calls:
-        for _ in range(5):
-            call()
-    times: list[list[float]] = [[], []]
-    for r in range(rounds):
-        for i in (0, 1) if r % 2 == 0 else (1, 0):
-            started = time.perf_counter()
-            for _ in range(steps):
-                calls[i]()
-            times[i].append((time.perf_counter() - started) / steps)
-    return statistics.median(times[0]) / statistics.median(times[1])
+    return recipes.alternating_ratio(reference, trainer.advance)
 
 
 def train_reference(seed: int, step_points: list[int]) -> None:
@@ -145,7 +134,7 @@ def train_ganzoo(name: str, seed: int, step_points: list[int]) -> None:
 RATES = recipes.OUT  # one rates.json for the study and this benchmark
 
 
-def read_rates(out: Path) -> dict[str, float]:
+def read_rates() -> dict[str, float]:
     rates = recipes.read_rates(RATES)
     return {name: recipes.rate_of(rates, name) for name in ARMS.values() if recipes.rate_of(rates, name) is not None}
 
@@ -166,7 +155,7 @@ def cmd_rates(out: Path) -> None:
 
 
 def cmd_run(out: Path, budget: float, seeds: list[int], jobs: int, arms: list[str]) -> None:
-    rates = read_rates(out)
+    rates = read_rates()
     arms = arms or list(ARMS.values())
     if set(arms) - set(rates):
         raise SystemExit(f"no rate for {', '.join(sorted(set(arms) - set(rates)))}: run --rates first")
@@ -197,7 +186,7 @@ def cmd_run(out: Path, budget: float, seeds: list[int], jobs: int, arms: list[st
 
 def curves(out: Path) -> dict[str, list[dict]]:
     """arm label -> [{"seconds", "fid" (mean over seeds), "fids"}] at each budget point measured."""
-    rates = read_rates(out)
+    rates = read_rates()
     result = {}
     for label, name in ARMS.items():
         by_step: dict[int, list[float]] = {}

@@ -110,9 +110,9 @@ class Trainer:
         if resume:
             self._restore()
         self.evaluator = None
-        self.evaluates = bool(config.eval_every or config.eval_every_steps or config.eval_every_seconds)
         self._evaluated_at = (self.state.step, self.state.clock.seconds)  # (step, training seconds) of the last evaluation
-        if self.evaluates and self.world.writer:  # built now, so a missing extractor fails before any training
+        evaluates = config.eval_every or config.eval_every_steps or config.eval_every_seconds
+        if evaluates and self.world.writer:  # built now, so a missing extractor fails before any training
             from ganzoo.evaluation.evaluator import build_evaluator
 
             self.evaluator = build_evaluator(
