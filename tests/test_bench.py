@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -67,3 +69,32 @@ def test_the_recipe_study_and_time_to_quality_runners_score_their_arms(tmp_path)
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| base-sngan | 500.0 | 1 min | 120 | 2 | 110.0 ± 14.1 | 100.0 ± 14.1 | 90.0 ± 14.1 |" in (out / "table.md").read_text()
+
+
+def paper_schedule(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / "paper_schedule.sh"), *args], env={**os.environ, "PYTHON": sys.executable},
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_paper_schedule_refuses_a_machine_without_cuda_and_bad_options(tmp_path):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA: the schedule would run")
+    done = paper_schedule("--out", str(tmp_path / "ps"))
+    assert done.returncode == 2 and done.stderr.strip().endswith("no CUDA device here (--dry-run runs the CPU check)")
+    assert not (tmp_path / "ps").exists()
+    bad = paper_schedule("--epochz", "3")
+    assert bad.returncode == 2 and bad.stderr.startswith("usage: bash benchmarks/paper_schedule.sh")
+
+
+@pytest.mark.slow  # six tiny trainings and evaluations through ganzoo compare: about 90 s on 2 cores
+def test_the_paper_schedule_dry_run_trains_the_three_configurations_and_judges_the_claims(tmp_path):
+    out = tmp_path / "ps"
+    done = paper_schedule("--dry-run", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3 configurations x 2 seeds, 2 epochs, 2 runs at a time on cpu" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert {label: len(runs) for label, runs in summary["runs"].items()} == {"psg2": 2, "psg2-binary": 2, "sngan": 2}
+    assert all(run["epochs"] == [1, 2] and run["final_fid"] > 0 for runs in summary["runs"].values() for run in runs)
+    claims = [row[0] for row in summary["claims"]]
+    assert len(claims) == 10 and sum(c.startswith("psg2-binary vs sngan") for c in claims) == 5
+    assert "## The paper's claims" in (out / "report.md").read_text()

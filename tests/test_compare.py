@@ -55,8 +55,9 @@ def test_compare_trains_evaluates_reports_and_reruns_for_free(compared):
     psg_run = summary["runs"]["psg-n-gens-2"][0]
     assert len(psg_run["g_loss"][0]) == 2 and psg_run["chance"] == pytest.approx(1 / 3)
     claims = summary["claims"]
-    assert len(claims) == 4
-    assert all(row[-1] in ("supported", "not supported", "inconclusive") for row in claims)
+    assert len(claims) == 5  # claim 2 under both convergence definitions
+    assert claims[0][-1] == "not judged"  # tuple against hinge: gaps of different losses
+    assert all(row[-1] in ("supported", "not supported", "inconclusive") for row in claims[1:])
     for heading in ("## Results", "## The paper's claims", "## Figures", "## Runs", "Welch's t"):
         assert heading in report
     for figure in ("fig3-losses.png", "fig4-d-accuracy.png", "fid-kid-coverage.png", "fig5-samples.png"):
@@ -126,3 +127,65 @@ def test_the_report_keeps_its_tables_without_matplotlib(compared, tmp_path, monk
     report = write_report(out, [parse_spec(s) for s in settings["specs"]], settings["seeds"], settings).read_text()
     assert "No figures: install matplotlib" in report and "## Results" in report and "final FID" in report
     assert not list(out.glob("*.png"))
+
+
+def write_run(run_dir, train, fids, gaps, accuracies, chance):
+    """A finished run's config.toml and metrics.jsonl, as ganzoo train writes them: one record per epoch."""
+    from ganzoo.training import rundir
+
+    run_dir.mkdir(parents=True)
+    rundir.write_config(run_dir, {"options": {}, "aggregation": "mean", **train}, {})
+    for epoch, (fid, gap, accuracy) in enumerate(zip(fids, gaps, accuracies), 1):
+        rundir.append_metrics(run_dir, {"epoch": epoch, "step": 100 * epoch, "partial": False, "d_loss": 1.0, "g_loss": [1.0 + gap],
+                                        "loss_gap": gap, "d_accuracy": accuracy, "chance": chance, "fid": fid, "kid": 0.1,
+                                        "classes": 10, "seconds": 60.0, "train_seconds": 60.0 * epoch})
+
+
+def test_claims_at_convergence_pair_losses_of_one_scale_and_order_censored_runs(tmp_path):
+    """Five configurations with known curves: claim 1 compares the tuple loss with its N=1 case and
+    binary PSG with SNGAN on BCE; claim 2 orders runs that converged against runs that did not."""
+    from ganzoo.evaluation.compare_report import write_report
+
+    tuple2 = {"strategy": "psg", "policy": "tuple", "n_gens": 2}
+    configs = {  # label: (train, FIDs per epoch, loss gap, D accuracy, chance)
+        "psg2": (tuple2, [200, 120, 80, 79, 78, 78], 0.6, 0.45, 1 / 3),
+        "psg1": ({**tuple2, "n_gens": 1}, [200, 120, 80, 79, 78, 78], 1.0, 0.50, 1 / 2),
+        "psg2-binary": ({**tuple2, "policy": "binary"}, [200, 120, 80, 79, 78, 78], 0.9, 0.49, 1 / 2),
+        "sngan": ({"strategy": "sngan", "policy": "binary", "n_gens": 1, "options": {"loss": "hinge"}}, [300, 250, 200, 150, 100, 60], 0.2, 0.6, 1 / 2),
+        "sngan-bce": ({"strategy": "sngan", "policy": "binary", "n_gens": 1, "options": {"loss": "bce"}}, [300, 250, 200, 150, 100, 60], 0.9, 0.6, 1 / 2),
+    }
+    out = tmp_path / "cmp"
+    for label, (train, fids, gap, accuracy, chance) in configs.items():
+        for seed in range(3):
+            noise = 0.01 * (seed - 1)
+            # a 20% spike in epoch 2 of psg2's gap: claims read only the epochs from convergence (epoch 3) on
+            gaps = [gap + noise + (0.2 if label == "psg2" and epoch == 1 else 0.0) for epoch in range(6)]
+            write_run(out / "runs" / label / f"seed-{seed}", train, fids, gaps, [accuracy + noise] * 6, chance)
+    settings = {"features": "lenet", "epochs": 6, "minutes": None, "dataset": "mnist", "limit_data": 0, "eval_every": "1",
+                "eval_n": 100, "final_n": 100}
+    specs = [parse_spec(f"{label}={train['strategy']}") for label, (train, *_) in configs.items()]
+    (out / "compare.json").write_text(json.dumps({"settings": {**settings, "specs": [s.text for s in specs], "seeds": 3}}))
+    write_report(out, specs, 3, settings, baseline="sngan")
+    summary = json.loads((out / "summary.json").read_text())
+    psg2 = summary["runs"]["psg2"][0]
+    assert (psg2["fid_plateau_epoch"], psg2["loss_band_epoch"], psg2["after_from"]) == (3, 3, 3)  # G loss spikes in epoch 2
+    assert summary["runs"]["psg2-binary"][0]["loss_band_epoch"] == 1
+    assert psg2["loss_gap"] == pytest.approx(0.59) and psg2["fid_plateau_minutes"] == pytest.approx(3.0)
+    sngan = summary["runs"]["sngan"][0]
+    assert sngan["fid_plateau_epoch"] is None and sngan["unconfirmed_from"]["fid"] == 5
+    claims = {row[0]: row for row in summary["claims"]}
+    assert len(claims) == 10  # psg2 and psg2-binary; psg1 has one generator
+    gap = claims["psg2 vs sngan: 1. the G-D loss gap shrinks by about 40% (against psg1, the same loss with one generator)"]
+    assert "shrinks by 40%" in gap[1] and gap[-1] == "supported"
+    binary = claims["psg2-binary vs sngan: 1. the G-D loss gap shrinks by about 40% (against sngan-bce, the same loss with one generator)"]
+    assert binary[-1] == "inconclusive"  # 0.9 against 0.9
+    earlier = claims["psg2 vs sngan: 2. convergence comes earlier (FID plateau)"]
+    assert earlier[-1] == "supported" and "every run converged by epoch 3" in earlier[2] and "3.0 vs" not in earlier[1]
+    assert claims["psg2 vs sngan: 3. D accuracy settles near chance (0.333 for this policy)"][-1] == "not supported"
+    assert claims["psg2-binary vs sngan: 3. D accuracy settles near chance (0.500 for this policy)"][-1] == "supported"
+    report = (out / "report.md").read_text()
+    assert "| psg2-binary | 0 | 6 | - | 78.00 | epoch 3 | epoch 1 |" in report and "not by epoch 6" in report
+    from ganzoo.evaluation.html_report import write_html_report
+
+    page = write_html_report(out).path.read_text()
+    assert "converged (FID plateau)" in page and "against sngan-bce" in page

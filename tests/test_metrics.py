@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganzoo.evaluation import metrics
-from ganzoo.evaluation.compare_report import convergence_epoch
+from ganzoo.evaluation import convergence
 
 
 def gaussian(n: int, dim: int = 8, shift: float = 0.0, seed: int = 0) -> torch.Tensor:
@@ -109,13 +109,26 @@ def test_mean_sd_ci():
     assert ci == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
 
 
-def test_convergence_epoch():
-    # best 10 at epoch 4; the trailing median is within 5% of it from epoch 4 on
-    assert convergence_epoch([1, 2, 3, 4, 5, 6], [100, 50, 30, 10, 10.2, 10.1]) == 5
-    # a late spike that the median absorbs does not reset convergence
-    assert convergence_epoch([1, 2, 3, 4, 5], [40, 10, 10, 30, 10]) == 3
-    assert convergence_epoch([1, 2, 3], [30, 20, 10]) == 3
-    assert convergence_epoch([], []) is None
+def test_fid_plateau_is_the_first_evaluation_no_later_one_beats_by_more_than_the_margin():
+    # best so far 80 at index 2; 78, 77 and 76 improve on it by less than 5% (76 >= 0.95 x 80)
+    assert convergence.fid_plateau([150, 100, 80, 78, 77, 76]) == 2
+    # a spike does not reset it: after index 1 (best 50) nothing goes below 47.5
+    assert convergence.fid_plateau([100, 50, 60, 49, 48]) == 1
+    # still improving by more than 5% at every step: not converged
+    assert convergence.fid_plateau([100, 90, 80, 70, 60, 50]) is None
+    # a plateau needs CONFIRM (2) later evaluations
+    assert convergence.fid_plateau([100, 99, 98]) == 0 and convergence.fid_plateau([150, 100, 100]) is None
+    assert convergence.fid_plateau([]) is None
+
+
+def test_loss_band_needs_both_curves_flat_to_the_end():
+    d = [0.5, 0.7, 0.72, 0.71, 0.70]
+    assert convergence.loss_band([2.0, 1.5, 1.40, 1.42, 1.41], d) == 1  # G range 0.10 <= 10% of 1.43
+    # 1.20 is out of the band of what follows it: from index 3 on
+    assert convergence.loss_band([2.0, 1.5, 1.20, 1.42, 1.41, 1.40], [*d, 0.70]) == 3
+    assert convergence.loss_band([2.0, 1.5, 1.40, 1.42, 1.41], [0.5, 0.9, 0.72, 0.71, 0.70]) == 2  # D leaves it at 1
+    assert convergence.loss_band([3.0, 2.5, 2.0, 1.5, 1.0], d) is None
+    assert convergence.loss_band([1.0, 1.0], [0.5, 0.5]) is None  # nothing after to confirm
 
 
 def test_cached_real_radii_give_the_same_scores():

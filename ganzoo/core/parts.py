@@ -268,6 +268,8 @@ class TrainOption:
     resume: whether the option may be given again with ``--resume`` (logging options may;
         options that change training may not, so that a resumed run goes on exactly).
     is_flag: an on/off flag (``--flag/--no-flag``) instead of an option with a value.
+    default: the value the part uses when the option is absent (None: not declared), for readers of
+        a run's config.toml, which keeps only the options given (``ganzoo compare`` matches D losses by it).
     """
 
     flag: str
@@ -277,6 +279,7 @@ class TrainOption:
     check: Callable[[Any], Any] | None = None
     resume: bool = False
     is_flag: bool = False
+    default: Any = None
 
     @property
     def name(self) -> str:  # the registry's key, as for every other part

@@ -17,12 +17,9 @@ from ganzoo.training import rundir
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import write_atomic
 from ganzoo.core.safe_read import loads_json, read_text
+from ganzoo.evaluation import convergence
+from ganzoo.evaluation.claims import ALPHA, CHANCE_BAND, cell, claim_rows, d_loss, values
 from ganzoo.evaluation.metrics import mean_sd_ci, welch_t
-
-ALPHA = 0.05
-CONVERGENCE_TOLERANCE = 0.05  # within 5% of the run's best FID
-CHANCE_BAND = 0.05  # "near chance": within 0.05 of 1/(N+1)
-
 
 def read_json(path: Path) -> Any:
     """A JSON file ganzoo wrote (eval-*.json, compare.json): a regular file, bounded, depth-capped."""
@@ -30,19 +27,6 @@ def read_json(path: Path) -> Any:
         return loads_json(read_text(path, "JSON file"))
     except ValueError as exc:
         raise GanzooError(f"{path} is not valid JSON ({exc})") from None
-
-
-def convergence_epoch(epochs: list[int], fids: list[float]) -> int | None:
-    """The first evaluated epoch from which the trailing median of 3 FIDs stays within 5% of the
-    run's best FID."""
-    if not fids:
-        return None
-    best = min(fids)
-    medians = [sorted(fids[max(0, i - 2):i + 1])[len(fids[max(0, i - 2):i + 1]) // 2] for i in range(len(fids))]
-    for i in range(len(fids)):
-        if all(m <= best * (1 + CONVERGENCE_TOLERANCE) for m in medians[i:]):
-            return epochs[i]
-    return epochs[-1]
 
 
 def budget_text(settings: dict[str, Any]) -> str:
@@ -58,13 +42,40 @@ def interval_text(every: Any) -> str:
     return f"every {text} epoch(s)" if text.isdigit() else f"every {text} of training"
 
 
+CONVERGENCE_KEYS = {"fid_plateau_epoch", "fid_plateau_minutes", "loss_band_epoch"}
+DEFINITIONS = """Definitions (docs/evaluation.md): a run converges, by the **FID plateau**, at the first evaluation
+after which FID never improves on the best FID so far by more than {margin:.0f}%; by the **loss band** (the paper's
+Fig. 3), at the first epoch from which the mean G loss and the D loss each stay, to the last epoch, within a band
+{band:.0f}% of their mean wide. Either needs {confirm} later points; a run without one has not converged within
+its budget. The loss gap of an epoch is |mean G loss - D loss| over its steps; the gap and D's accuracy are
+averaged over the epochs from the FID plateau on (the last quarter of a run that has none). Claim 1 compares
+gaps only between configurations with the same D loss. Tests: Welch's t over seeds, two-sided, alpha {alpha}; for
+claim 2 with runs not converged, only an ordering every run agrees on decides; claim 3 asks the 95% CI of D's
+accuracy to lie within {chance_band} of chance. "Inconclusive" means these seeds cannot tell."""
+
+
+def converged_text(summary: dict[str, Any], key: str) -> str:
+    point = summary.get(key)
+    return f"epoch {point}" if point is not None else f"not by epoch {summary['epochs'][-1]}"
+
+
 def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
     records = rundir.epoch_records(run_dir)
     if not records:
         return None
     evaluated = [r for r in records if "fid" in r]
-    tail = records[-max(1, math.ceil(len(records) / 4)):]
+    train = rundir.read_meta(run_dir, "train")
+    g_mean = [sum(r["g_loss"]) / len(r["g_loss"]) if isinstance(r["g_loss"], list) else r["g_loss"] for r in records]
+    plateau = convergence.fid_plateau([r["fid"] for r in evaluated])
+    band = convergence.loss_band(g_mean, [r["d_loss"] for r in records])
+    # claims 1 and 3 read the epochs at and after convergence (FID plateau), or the last quarter of a run that has none
+    start = records.index(evaluated[plateau]) if plateau is not None else len(records) - max(1, math.ceil(len(records) / 4))
+    after = records[start:]
     out: dict[str, Any] = {
+        "strategy": train.get("strategy"),
+        "n_gens": train.get("n_gens"),
+        "policy": train.get("policy"),
+        "loss": d_loss(train),
         "epochs": [r["epoch"] for r in records],
         "d_loss": [r["d_loss"] for r in records],
         "g_loss": [r["g_loss"] for r in records],
@@ -74,11 +85,19 @@ def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
         "fid_curve": [r["fid"] for r in evaluated],
         "kid_curve": [r["kid"] for r in evaluated],
         "coverage_curve": [r.get("modes", r.get("classes")) for r in evaluated],
-        "loss_gap": sum(r["loss_gap"] for r in tail) / len(tail),
         "d_accuracy_final": records[-1]["d_accuracy"],
         "wall_minutes": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0) for r in records) / 60,
         "best_fid": min((r["fid"] for r in evaluated), default=None),
-        "convergence_epoch": convergence_epoch([r["epoch"] for r in evaluated], [r["fid"] for r in evaluated]),
+        "fid_plateau_epoch": evaluated[plateau]["epoch"] if plateau is not None else None,
+        "fid_plateau_minutes": evaluated[plateau].get("train_seconds", math.nan) / 60 if plateau is not None else None,
+        "loss_band_epoch": records[band]["epoch"] if band is not None else None,
+        # a run not converged by a definition could still converge from this epoch on, not before
+        "unconfirmed_from": {"fid": evaluated[-convergence.CONFIRM]["epoch"] if len(evaluated) >= convergence.CONFIRM else None,
+                             "loss": records[-convergence.CONFIRM]["epoch"] if len(records) >= convergence.CONFIRM else None},
+        "after_from": after[0]["epoch"],
+        "after_reason": "FID plateau" if plateau is not None else "last quarter (no FID plateau)",
+        "loss_gap": sum(r["loss_gap"] for r in after) / len(after),
+        "d_accuracy_after": sum(r["d_accuracy"] for r in after) / len(after),
     }
     final_path = run_dir / f"eval-{features}.json"
     if final_path.exists():
@@ -106,68 +125,14 @@ ROWS = [  # (key, label, digits)
     ("final_inception_score", "classifier IS", 3),
     ("final_modes", "modes covered (of 1000)", 1),
     ("final_modes_kl", "KL(modes ‖ uniform)", 3),
-    ("loss_gap", "loss gap (abs. G − D), last quarter of epochs", 3),
-    ("convergence_epoch", "convergence epoch", 2),
+    ("fid_plateau_epoch", "convergence epoch, FID plateau", 2),
+    ("fid_plateau_minutes", "training minutes to the FID plateau", 1),
+    ("loss_band_epoch", "convergence epoch, loss band", 2),
+    ("loss_gap", "loss gap (abs. G − D), from convergence on", 3),
+    ("d_accuracy_after", "D accuracy, from convergence on", 3),
     ("d_accuracy_final", "D accuracy, last epoch", 3),
     ("wall_minutes", "wall time per run (min)", 1),
 ]
-
-
-def values(runs: list[dict[str, Any]], key: str) -> list[float]:
-    return [float(r[key]) for r in runs if r.get(key) is not None]
-
-
-def cell(vals: list[float], digits: int) -> str:
-    if not vals:
-        return "-"
-    mean, sd, ci = mean_sd_ci(vals)
-    if len(vals) < 2:
-        return f"{mean:.{digits}f} (1 run)"
-    return f"{mean:.{digits}f} ± {sd:.{digits}f} [{mean - ci:.{digits}f}, {mean + ci:.{digits}f}]"
-
-
-def compare_means(a: list[float], b: list[float], *, claimed_lower: bool) -> tuple[str, str]:
-    """Verdict and test text for the claim "a is lower than b" (or higher)."""
-    if len(a) < 2 or len(b) < 2:
-        return "inconclusive", "fewer than 2 runs on a side"
-    t, df, p = welch_t(a, b)
-    lower = sum(a) / len(a) < sum(b) / len(b)
-    test = f"Welch's t = {t:.2f}, df = {df:.1f}, p = {p:.3g}"
-    if p >= ALPHA:
-        return "inconclusive", test
-    return ("supported" if lower == claimed_lower else "not supported"), test
-
-
-def near_chance(vals: list[float], chance: float) -> tuple[str, str]:
-    if len(vals) < 2:
-        return "inconclusive", "fewer than 2 runs"
-    mean, _, ci = mean_sd_ci(vals)
-    lo, hi = mean - ci, mean + ci
-    text = f"95% CI [{lo:.3f}, {hi:.3f}] vs chance {chance:.3f} ± {CHANCE_BAND}"
-    if chance - CHANCE_BAND <= lo and hi <= chance + CHANCE_BAND:
-        return "supported", text
-    if hi < chance - CHANCE_BAND or lo > chance + CHANCE_BAND:
-        return "not supported", text
-    return "inconclusive", text
-
-
-def claims(label: str, runs: list[dict[str, Any]], base_label: str, base: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    a, b = values(runs, "loss_gap"), values(base, "loss_gap")
-    verdict, test = compare_means(a, b, claimed_lower=True)
-    shrink = (1 - (sum(a) / len(a)) / (sum(b) / len(b))) if a and b and sum(b) else float("nan")
-    rows.append(["1. the G-D loss gap shrinks by about 40%", f"gap {cell(a, 3)} vs {cell(b, 3)}; shrinks by {100 * shrink:.0f}%", test, verdict])
-    a, b = values(runs, "convergence_epoch"), values(base, "convergence_epoch")
-    verdict, test = compare_means(a, b, claimed_lower=True)
-    rows.append(["2. convergence comes earlier", f"epoch {cell(a, 2)} vs {cell(b, 2)}", test, verdict])
-    a = values(runs, "d_accuracy_final")
-    chance = runs[0]["chance"] if runs else float("nan")
-    verdict, test = near_chance(a, chance)
-    rows.append([f"3. D accuracy settles near chance (1/(N+1) = {chance:.3f})", f"last-epoch accuracy {cell(a, 3)}", test, verdict])
-    a, b = values(runs, "final_fid"), values(base, "final_fid")
-    verdict, test = compare_means(a, b, claimed_lower=True)
-    rows.append(["4. sharper digits (lower FID)", f"FID {cell(a, 2)} vs {cell(b, 2)}", test, verdict])
-    return [[f"{label} vs {base_label}: {r[0]}", *r[1:]] for r in rows]
 
 
 def machine() -> str:
@@ -212,23 +177,15 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
                   f"KID over {protocol['kid_subsets']} subsets of {protocol['kid_subset_size']}.", ""]
     lines += ["## Results (mean ± sd [95% CI] over seeds)", "", "| metric | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
     for key, label, digits in ROWS:
-        cells = [cell(values(rs, key), digits) for rs in runs.values()]
+        cells = [cell(values(rs, key), digits, len(rs) if key in CONVERGENCE_KEYS else 0) for rs in runs.values()]
         if any(c != "-" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Definitions: the loss gap of an epoch is |mean G loss - D loss| over its steps (the losses are each",
-              "strategy's own, so gaps of different formulations are on different scales); the table averages the last",
-              "quarter of the epochs. The convergence epoch is the first evaluated epoch from which the trailing median of",
-              "3 FIDs stays within 5% of the run's best FID: with few epochs it is bounded by the budget. Tests: Welch's",
-              f"t over seeds, two-sided, alpha {ALPHA}; claim 3 asks the 95% CI of D's last-epoch accuracy to lie within",
-              f"{CHANCE_BAND} of chance. \"Inconclusive\" means these seeds cannot tell.", ""]
-    claim_rows = []
-    if base_label is not None and base_label in runs:
-        for label, rs in runs.items():
-            if label != base_label and strategies[label] == "psg":
-                claim_rows += claims(label, rs, base_label, runs[base_label])
-    if claim_rows:
+    lines += ["", DEFINITIONS.format(margin=100 * convergence.FID_MARGIN, band=100 * convergence.LOSS_BAND,
+                                     confirm=convergence.CONFIRM, alpha=ALPHA, chance_band=CHANCE_BAND), ""]
+    claim_table = claim_rows(runs, base_label)
+    if claim_table:
         lines += ["## The paper's claims", "", "| claim | measured | test | verdict |", "|---|---|---|---|"]
-        lines += ["| " + " | ".join(r) + " |" for r in claim_rows]
+        lines += ["| " + " | ".join(r) + " |" for r in claim_table]
         lines.append("")
     lines += difference_lines(runs, base_label)
     lines += curve_lines(runs, base_label)
@@ -237,22 +194,24 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
         lines += ["## Figures", ""] + [f"![{name}]({name})" for name in figures] + [""]
     else:
         lines += ["(No figures: install matplotlib, `pip install 'ganzoo[plot]'`, and rerun the command.)", ""]
-    lines += ["## Runs", "", "| configuration | seed | epochs | final FID | best FID | loss gap | D acc | wall (min) |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["## Runs", "", "| configuration | seed | epochs | final FID | best FID | converged (FID plateau) | converged (loss band) "
+              "| loss gap | D acc | wall (min) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, rs in runs.items():
         for seed in range(seeds):
             r = by_seed[label, seed]
             if r is None:
-                lines.append(f"| {label} | {seed} | missing | | | | | |")
+                lines.append(f"| {label} | {seed} | missing | | | | | | | |")
                 continue
             fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"
             lines.append(f"| {label} | {seed} | {r['epochs'][-1]} | {fmt(r.get('final_fid'), 2)} | {fmt(r['best_fid'], 2)} | "
+                         f"{converged_text(r, 'fid_plateau_epoch')} | {converged_text(r, 'loss_band_epoch')} | "
                          f"{r['loss_gap']:.3f} | {r['d_accuracy_final']:.3f} | {r['wall_minutes']:.1f} |")
     lines += share_lines(by_seed)
     if errors:
         lines += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in errors.items()]
     report = out / "report.md"
     write_atomic(report, ("\n".join(lines) + "\n").encode())
-    summary = {"settings": settings, "runs": runs, "claims": claim_rows, "errors": errors or {}}
+    summary = {"settings": settings, "runs": runs, "claims": claim_table, "errors": errors or {}}
     write_atomic(out / "summary.json", (json.dumps(rundir.json_safe(summary), indent=1) + "\n").encode())
     return report
 

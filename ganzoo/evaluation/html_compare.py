@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.core.errors import GanzooError
-from ganzoo.evaluation.compare_report import ROWS, budget_text, cell, claims, interval_text, read_json, values
+from ganzoo.evaluation.claims import cell, claim_rows, values
+from ganzoo.evaluation.compare_report import CONVERGENCE_KEYS, ROWS, budget_text, converged_text, interval_text, read_json
 from ganzoo.evaluation.html_parts import (chance_lines, class_split, code, fmt, generator_color, over_seeds, page, protocol_table,
                                          read_config, summarise, table)
 from ganzoo.evaluation.report_images import MAX_FRAMES, pick_grids, stepper_html
@@ -49,7 +50,8 @@ def compare_page(out: Path) -> str:
     claim_rows = stored_claims(stored) or recomputed_claims(runs, strategies)
     if claim_rows:
         sections.append(("claims", "The paper's claims", claims_table(claim_rows)))
-    summary_rows = [[label, *(cell(values(rs, key), digits) for rs in runs.values())] for key, label, digits in ROWS]
+    summary_rows = [[label, *(cell(values(rs, key), digits, len(rs) if key in CONVERGENCE_KEYS else 0) for rs in runs.values())]
+                    for key, label, digits in ROWS]
     summary_rows = [r for r in summary_rows if any(c != "-" for c in r[1:])]
     sections.append(("summary", "Summary per configuration",
                      '<p class="muted">Mean ± sd [95% t CI] over seeds; details of each number in report.md.</p>'
@@ -87,14 +89,7 @@ def stored_claims(stored: dict[str, Any]) -> list[list[str]]:
 
 def recomputed_claims(runs: dict[str, list[dict[str, Any]]], strategies: dict[str, str]) -> list[list[str]]:
     """As compare does with its default baseline (the sngan configuration), when summary.json is missing."""
-    base = next((label for label, s in strategies.items() if s == "sngan" and runs.get(label)), None)
-    if base is None:
-        return []
-    rows = []
-    for label, rs in runs.items():
-        if label != base and strategies.get(label) == "psg" and rs:
-            rows += claims(label, rs, base, runs[base])
-    return rows
+    return claim_rows(runs, next((label for label, s in strategies.items() if s == "sngan" and runs.get(label)), None))
 
 
 def claims_table(rows: list[list[str]]) -> str:
@@ -103,8 +98,9 @@ def claims_table(rows: list[list[str]]) -> str:
         css = re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
         css = css if css in ("supported", "not-supported", "inconclusive") else ""
         body.append([claim, measured, test, ("html", f'<span class="verdict {css}">{escape(verdict)}</span>')])
-    return ('<p class="muted">Each PSG configuration against the baseline: Welch\'s t over seeds (claims 1, 2, 4), '
-            "the 95% CI of D's last-epoch accuracy against chance (claim 3). Inconclusive: these seeds cannot tell.</p>"
+    return ('<p class="muted">Each PSG configuration against the baseline (claim 1: against the one-generator configuration '
+            "with the same D loss): Welch's t over seeds (claims 1, 2, 4), the 95% CI of D's accuracy from convergence on "
+            "against chance (claim 3). Inconclusive: these seeds cannot tell. Definitions in report.md.</p>"
             + table(["claim", "measured", "test", "verdict"], body))
 
 
@@ -158,8 +154,9 @@ def runs_table(by_seed: dict[str, list[tuple[int, Path, dict[str, Any] | None]]]
     for label, seeds in by_seed.items():
         for seed, _, s in seeds:
             if s is None:
-                rows.append([label, seed, "no finished epoch", None, None, None, None, None])
+                rows.append([label, seed, "no finished epoch", None, None, None, None, None, None, None])
                 continue
-            rows.append([label, seed, s["epochs"][-1], s.get("final_fid"), s.get("best_fid"), s["loss_gap"],
-                         s["d_accuracy_final"], s["wall_minutes"]])
-    return table(["configuration", "seed", "epochs", "final FID", "best FID", "loss gap", "D accuracy", "wall (min)"], rows)
+            rows.append([label, seed, s["epochs"][-1], s.get("final_fid"), s.get("best_fid"), converged_text(s, "fid_plateau_epoch"),
+                         converged_text(s, "loss_band_epoch"), s["loss_gap"], s["d_accuracy_final"], s["wall_minutes"]])
+    return table(["configuration", "seed", "epochs", "final FID", "best FID", "converged (FID plateau)", "converged (loss band)",
+                  "loss gap", "D accuracy", "wall (min)"], rows)

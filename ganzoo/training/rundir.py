@@ -225,15 +225,15 @@ class RunLock:
             self._fd = -1
 
 
-def read_meta(run_dir: Path) -> dict[str, Any]:
-    """The [meta] table of run_dir's config.toml, or {} when there is none or it does not parse
-    (a config.toml that is a link, a FIFO or a device is a GanzooError)."""
+def read_meta(run_dir: Path, table: str = "meta") -> dict[str, Any]:
+    """The [meta] table (or [train]) of run_dir's config.toml, or {} when there is none or it does
+    not parse (a config.toml that is a link, a FIFO or a device is a GanzooError)."""
     path = Path(run_dir) / CONFIG
     if not os.path.lexists(path):
         return {}
     text = read_text(path, "config file", follow=False)
     try:
-        meta = tomllib.loads(text).get("meta", {})
+        meta = tomllib.loads(text).get(table, {})
     except (ValueError, RecursionError):
         return {}
     return meta if isinstance(meta, dict) else {}

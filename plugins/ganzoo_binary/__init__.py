@@ -21,9 +21,9 @@ DEFAULT_LOSS = "bce"
 PACK = 2  # PacDCGAN2, the setting of PacGAN's Table 2
 
 LOSS = TrainOption("--loss", "loss", f"D and G loss of a binary D: hinge or bce (non-saturating G). [default: {DEFAULT_LOSS}]",
-                   type=click.Choice(LOSSES), check=choice_check("--loss", LOSSES))
+                   type=click.Choice(LOSSES), check=choice_check("--loss", LOSSES), default=DEFAULT_LOSS)
 PACK_OPTION = TrainOption("--pack", "pack", f"Samples per D input, stacked on channels (m >= 1; the batch size must be a multiple). [default: {PACK}]",
-                          type=int, check=number_check(1, 64, flag="--pack", kind=int))
+                          type=int, check=number_check(1, 64, flag="--pack", kind=int), default=PACK)
 
 
 def loss_of(config) -> str:
