@@ -189,3 +189,24 @@ def test_claims_at_convergence_pair_losses_of_one_scale_and_order_censored_runs(
 
     page = write_html_report(out).path.read_text()
     assert "converged (FID plateau)" in page and "against sngan-bce" in page
+
+
+@pytest.mark.slow  # three resumed trainings: about 30 s on 2 cores
+def test_until_converged_stops_a_run_at_its_confirmed_fid_plateau(tmp_path):
+    """A generator that cannot move (lr 1e-12) has about the same FID at every evaluation: its plateau is
+    epoch 1, confirmed by epochs 2 and 3, so the run stops there instead of at the cap of 6."""
+    out = tmp_path / "cmp"
+    done = compare(out, "--seeds", "1", "--epochs", "6", "--until-converged", "--limit-data", "128", "--eval-n", "100",
+                   "--final-n", "100", specs=("frozen=sngan --lr 1e-12",))
+    assert done.returncode == 0, done.stderr
+    run = out / "runs" / "frozen" / "seed-0"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    fids = [r["fid"] for r in records]
+    assert [r["epoch"] for r in records] == [1, 2, 3] and max(fids) < 1.05 * min(fids)  # only BatchNorm's statistics move
+    log = (out / "logs" / "frozen-seed-0.log").read_text()
+    assert log.count(" train sngan ") == 3 and log.count("--resume") == 2  # one epoch per call, then the plateau
+    summary = json.loads((out / "summary.json").read_text())["runs"]["frozen"][0]
+    assert summary["fid_plateau_epoch"] == 1 and summary["final_fid"] > 0
+    assert "until the FID plateau, at most 6 epochs" in (out / "report.md").read_text()
+    bad = compare(out.with_name("other"), "--until-converged", "--eval-every", "500steps", specs=("sngan",))
+    assert bad.returncode == 2 and "--eval-every 500steps is not K epochs" in bad.stderr

@@ -103,10 +103,19 @@ def trained_minutes(run_dir: Path) -> float:
     return max((r.get("train_seconds", 0.0) for r in records), default=0.0) / 60
 
 
+def converged(run_dir: Path) -> bool:
+    """Whether the run has reached its FID plateau (ganzoo.evaluation.convergence), confirmed."""
+    from ganzoo.evaluation.convergence import fid_plateau
+
+    return run_dir.exists() and fid_plateau([r["fid"] for r in rundir.epoch_records(run_dir) if "fid" in r]) is not None
+
+
 def finished(run_dir: Path, settings: dict[str, Any]) -> bool:
-    """Whether a run has trained its budget: its epochs, or its minutes of training time."""
+    """Whether a run has trained its budget: its epochs, or its minutes of training time; with
+    --until-converged, also a run that has converged."""
     epochs, minutes = settings["epochs"], settings.get("minutes")
-    return bool(epochs and finished_epochs(run_dir) >= epochs) or bool(minutes and trained_minutes(run_dir) >= minutes)
+    return (bool(epochs and finished_epochs(run_dir) >= epochs) or bool(minutes and trained_minutes(run_dir) >= minutes)
+            or bool(settings.get("until_converged") and converged(run_dir)))
 
 
 class Children:
@@ -151,15 +160,21 @@ def run_job(job: Job, settings: dict[str, Any], env: dict[str, str], log_dir: Pa
     log_path = log_dir / f"{job.spec.label}-seed-{job.seed}.log"
     if children.stop.is_set():
         return "not started"
-    if not finished(job.run_dir, settings):
+    while not finished(job.run_dir, settings):
         has_checkpoint = (job.run_dir / rundir.CHECKPOINT).exists()
         if job.run_dir.exists() and not has_checkpoint:
             import shutil
 
             shutil.rmtree(job.run_dir)  # stopped before its first checkpoint: nothing to keep
-        code = children.call(train_argv(job, settings, resume=has_checkpoint), log_path, env)
+        chunk, before = settings, finished_epochs(job.run_dir)
+        if settings.get("until_converged"):  # up to the next evaluation, then look for the plateau
+            step = before + int(settings["eval_every"])
+            chunk = {**settings, "epochs": min(settings["epochs"], step) if settings["epochs"] else step}
+        code = children.call(train_argv(job, chunk, resume=has_checkpoint), log_path, env)
         if code != 0:
             return f"training exited with {code} (log: {log_path})"
+        if chunk is settings or finished_epochs(job.run_dir) <= before:
+            break  # the whole budget in one call, or a chunk that trained nothing (a --minutes budget spent)
     evaluation = job.run_dir / f"eval-{settings['features']}.json"
     step = rundir.checkpoint_step(job.run_dir)
     # a run kept without its checkpoint (as in docs/results/) keeps its evaluation: nothing to redo it from
@@ -194,10 +209,13 @@ def jobs_env(threads: int) -> dict[str, str]:
               help="Samples of the final evaluation. [default: the dataset's protocol: 10000, 26000 for stacked-mnist]")
 @click.option("--features", default="lenet", show_default=True, help="Feature extractor of every evaluation.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs at a time; the CPU cores are split among them.")
+@click.option("--until-converged", is_flag=True,
+              help="Stop each run at its FID plateau (docs/evaluation.md), with --epochs as the cap; needs --eval-every in epochs.")
 @click.option("--baseline", default=None, help="Label of the configuration the paper's claims are tested against. [default: the sngan one]")
 @click.pass_context
 def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds: int, epochs: int | None, minutes: float | None,
-                    dataset: str, limit_data: int, eval_every: str, eval_n: int, final_n: int | None, features: str, jobs: int, baseline: str | None) -> None:
+                    dataset: str, limit_data: int, eval_every: str, eval_n: int, final_n: int | None, features: str, jobs: int,
+                    until_converged: bool, baseline: str | None) -> None:
     """Train and evaluate configurations side by side, e.g.
 
         ganzoo compare "psg --n-gens 2" sngan --seeds 3 --epochs 5 --out reports/mnist
@@ -212,6 +230,8 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
 
     host = get_host(ctx)
     parse_interval(eval_every)  # a bad interval is one line and exit 2 before anything runs
+    if until_converged and not (eval_every.isdigit() and int(eval_every) > 0):
+        raise GanzooError(f"--until-converged looks for the FID plateau in evaluations every K epochs; --eval-every {eval_every} is not K epochs")
     epochs = epochs if epochs is not None else (0 if minutes else 5)
     parsed = [parse_spec(s) for s in specs]
     labels = [s.label for s in parsed]
@@ -225,12 +245,12 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
         raise GanzooError(f"--baseline {baseline!r} is not one of the labels: {', '.join(labels)}")
 
     settings = {"specs": [s.text for s in parsed], "seeds": seeds, "epochs": epochs, "minutes": minutes, "dataset": dataset, "limit_data": limit_data,
-                "eval_every": eval_every, "eval_n": eval_n, "final_n": final_n, "features": features}
+                "eval_every": eval_every, "eval_n": eval_n, "final_n": final_n, "features": features, "until_converged": until_converged}
     state_path = out / STATE
     if state_path.exists():
         before = json.loads(state_path.read_text())["settings"]
         before["eval_every"] = str(before.get("eval_every"))  # an int before 0.4: the same interval in epochs
-        changed = sorted(k for k in settings if before.get(k) != settings[k] and k not in ("epochs", "minutes"))
+        changed = sorted(k for k in settings if before.get(k) != settings[k] and k not in ("epochs", "minutes", "until_converged"))
         if changed:
             raise GanzooError(f"{out} holds a comparison with other settings ({', '.join(changed)}); use another --out")
     elif out.exists() and any(out.iterdir()):
@@ -276,7 +296,7 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     def done_epochs() -> float:
         if not epochs:
             return round(sum(min(trained_minutes(j.run_dir), minutes) for j in job_list), 1)
-        return sum(min(finished_epochs(j.run_dir), epochs) for j in job_list)
+        return sum(epochs if finished(j.run_dir, settings) else min(finished_epochs(j.run_dir), epochs) for j in job_list)
 
     previous_term = signal.signal(signal.SIGTERM, lambda *_: children.interrupt()) if threading.current_thread() is threading.main_thread() else None
     try:

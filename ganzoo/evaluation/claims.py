@@ -40,10 +40,11 @@ def values(runs: list[dict[str, Any]], key: str) -> list[float]:
 
 def cell(vals: list[float], digits: int, of: int = 0) -> str:
     """mean ± sd [95% CI] of ``vals``; with ``of``, says how many of that many runs have a value."""
+    runs = "run" if of == 1 else "runs"
     if not vals:
-        return f"none of {of} runs" if of else "-"
+        return f"none of {of} {runs}" if of else "-"
     mean, sd, ci = mean_sd_ci(vals)
-    count = f"{len(vals)} of {of} runs" if of and len(vals) < of else ""
+    count = f"{len(vals)} of {of} {runs}" if of and len(vals) < of else ""
     if len(vals) < 2:
         return f"{mean:.{digits}f} ({count or '1 run'})"
     return f"{mean:.{digits}f} ± {sd:.{digits}f} [{mean - ci:.{digits}f}, {mean + ci:.{digits}f}]" + (f" ({count})" if count else "")

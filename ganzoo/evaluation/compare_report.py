@@ -33,7 +33,8 @@ def budget_text(settings: dict[str, Any]) -> str:
     """A comparison's budget per run: "5 epochs", "10 minutes of training" or both (whichever came first)."""
     parts = [f"{settings['epochs']} epochs"] if settings.get("epochs") else []
     parts += [f"{settings['minutes']:g} minutes of training"] if settings.get("minutes") else []
-    return " or ".join(parts) or "?"
+    text = " or ".join(parts) or "?"
+    return f"until the FID plateau, at most {text}" if settings.get("until_converged") else text
 
 
 def interval_text(every: Any) -> str:
