@@ -305,18 +305,19 @@ def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: 
         return []
     import io
 
-    def band(ax: Any, rs: list[dict[str, Any]], x_key: str, y_of: Any, label: str) -> None:
+    def band(ax: Any, rs: list[dict[str, Any]], x_key: str, y_of: Any, label: str) -> str | None:
+        """The mean over the seeds that reached each x (runs may stop at different epochs) and the
+        min-max band; returns the line's colour."""
         series = [(r[x_key], y_of(r)) for r in rs if r[x_key]]
         if not series:
-            return
-        length = min(len(x) for x, _ in series)
-        x = series[0][0][:length]
-        ys = [y[:length] for _, y in series]
-        mean = [sum(col) / len(col) for col in zip(*ys)]
-        line = ax.plot(x, mean, marker="o", markersize=3, label=label)[0]
+            return None
+        x = max((xs for xs, _ in series), key=len)
+        columns = [[y[i] for _, y in series if i < len(y)] for i in range(len(x))]
+        line = ax.plot(x, [sum(c) / len(c) for c in columns], marker="o", markersize=3, label=label)[0]
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if len(ys) > 1:
-            ax.fill_between(x, [min(c) for c in zip(*ys)], [max(c) for c in zip(*ys)], color=line.get_color(), alpha=0.2)
+        if len(series) > 1:
+            ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], color=line.get_color(), alpha=0.2)
+        return line.get_color()
 
     def save(fig: Any, name: str) -> str:
         buffer = io.BytesIO()
@@ -348,13 +349,18 @@ def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: 
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for label, rs in present.items():
-        band(axes[0], rs, "eval_epochs", lambda r: r["fid_curve"], label)
+        color = band(axes[0], rs, "eval_epochs", lambda r: r["fid_curve"], label)
+        plateaus = [(r["fid_plateau_epoch"], r["fid_curve"][r["eval_epochs"].index(r["fid_plateau_epoch"])])
+                    for r in rs if r.get("fid_plateau_epoch") is not None]
+        if plateaus:  # each run's FID plateau (convergence), as an x on its configuration's colour
+            axes[0].scatter(*zip(*plateaus), marker="x", s=40, color=color, zorder=3)
         band(axes[1], rs, "eval_epochs", lambda r: r["kid_curve"], label)
         band(axes[2], rs, "eval_epochs", lambda r: r["coverage_curve"], label)
     coverage = "modes covered" if any("final_modes" in r for rs in present.values() for r in rs) else "classes covered"
     for ax, title in zip(axes, ("FID", "KID", coverage)):
         ax.set(title=f"{title} per epoch", xlabel="epoch")
         ax.legend(fontsize=7)
+    axes[0].set_title("FID per epoch (x: a run's FID plateau)")
     names.append(save(fig, "fid-kid-coverage.png"))
 
     samples = [(label, rs[0]["sample"]) for label, rs in present.items() if rs[0].get("sample")]
