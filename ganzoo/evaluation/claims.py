@@ -84,8 +84,8 @@ def earlier(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str, kind: st
     if len(ca) == len(pa) and len(cb) == len(pb):
         verdict, test = compare_means(ca, cb, claimed_lower=True)
         return measured, test, verdict
-    later_a = [r["unconfirmed_from"][kind] for r in a if r[key] is None]
-    later_b = [r["unconfirmed_from"][kind] for r in b if r[key] is None]
+    later_a = [r["unconfirmed_from"][kind] or 0 for r in a if r[key] is None]  # 0: too short to say
+    later_b = [r["unconfirmed_from"][kind] or 0 for r in b if r[key] is None]
     if len(ca) == len(pa) and ca and not cb and max(ca) < min(later_b):
         return measured, f"every run converged by epoch {max(ca)}; none of the baseline's by its budget", "supported"
     if len(cb) == len(pb) and cb and not ca and max(cb) < min(later_a):
@@ -108,31 +108,34 @@ def claims(label: str, runs: dict[str, list[dict[str, Any]]], base_label: str) -
     """The four claims for one PSG configuration: claim 1 against its same-scale reference, the others
     against the baseline (the paper's SNGAN); claims 1 and 3 on the epochs from convergence on."""
     mine, base = runs[label], runs[base_label]
-    rows = []
+    rows = []  # (against, claim, measured, test, verdict)
     reference = same_scale(label, runs)
     if reference is None:
-        rows.append([f"1. the G-D loss gap shrinks by about 40%", "no one-generator configuration with the same D loss here",
+        rows.append([base_label, "1. the G-D loss gap shrinks by about 40%", "no one-generator configuration with the same D loss here",
                      "the gaps of different losses are on different scales", "not judged"])
     else:
         a, b = values(mine, "loss_gap"), values(runs[reference], "loss_gap")
         verdict, test = compare_means(a, b, claimed_lower=True)
         shrink = (1 - (sum(a) / len(a)) / (sum(b) / len(b))) if a and b and sum(b) else float("nan")
-        rows.append([f"1. the G-D loss gap shrinks by about 40% (against {reference}, the same loss with one generator)",
+        rows.append([reference, "1. the G-D loss gap shrinks by about 40% (the same loss, one generator)",
                      f"gap from convergence on {cell(a, 3)} vs {cell(b, 3)}; shrinks by {100 * shrink:.0f}%", test, verdict])
     measured, test, verdict = earlier(mine, base, "fid_plateau_epoch", "fid")
+    at_a, at_b = values(mine, "fid_plateau_fid"), values(base, "fid_plateau_fid")
     minutes_a, minutes_b = values(mine, "fid_plateau_minutes"), values(base, "fid_plateau_minutes")
-    if minutes_a and minutes_b:
-        measured += f" ({sum(minutes_a) / len(minutes_a):.1f} vs {sum(minutes_b) / len(minutes_b):.1f} training minutes)"
-    rows.append(["2. convergence comes earlier (FID plateau)", measured, test, verdict])
-    rows.append(["2. convergence comes earlier (loss band, Fig. 3)", *earlier(mine, base, "loss_band_epoch", "loss")])
+    if at_a:
+        measured += f"; at FID {sum(at_a) / len(at_a):.1f}" + (f" vs {sum(at_b) / len(at_b):.1f}" if at_b else "")
+    if minutes_a:
+        measured += f", after {sum(minutes_a) / len(minutes_a):.1f}" + (f" vs {sum(minutes_b) / len(minutes_b):.1f}" if minutes_b else "") + " training minutes"
+    rows.append([base_label, "2. convergence comes earlier (FID plateau)", measured, test, verdict])
+    rows.append([base_label, "2. convergence comes earlier (loss band, Fig. 3)", *earlier(mine, base, "loss_band_epoch", "loss")])
     a = values(mine, "d_accuracy_after")
     chance = mine[0]["chance"] if mine else float("nan")
     verdict, test = near_chance(a, chance)
-    rows.append([f"3. D accuracy settles near chance ({chance:.3f} for this policy)", f"accuracy from convergence on {cell(a, 3)}", test, verdict])
+    rows.append([base_label, f"3. D accuracy settles near chance ({chance:.3f} for this policy)", f"accuracy from convergence on {cell(a, 3)}", test, verdict])
     a, b = values(mine, "final_fid"), values(base, "final_fid")
     verdict, test = compare_means(a, b, claimed_lower=True)
-    rows.append(["4. sharper digits (lower FID)", f"FID {cell(a, 2)} vs {cell(b, 2)}", test, verdict])
-    return [[f"{label} vs {base_label}: {r[0]}", *r[1:]] for r in rows]
+    rows.append([base_label, "4. sharper digits (lower FID)", f"FID {cell(a, 2)} vs {cell(b, 2)}", test, verdict])
+    return [[f"{label} vs {against}: {claim}", *rest] for against, claim, *rest in rows]
 
 
 def claim_rows(runs: dict[str, list[dict[str, Any]]], base_label: str | None) -> list[list[str]]:

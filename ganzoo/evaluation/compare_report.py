@@ -91,6 +91,7 @@ def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
         "best_fid": min((r["fid"] for r in evaluated), default=None),
         "fid_plateau_epoch": evaluated[plateau]["epoch"] if plateau is not None else None,
         "fid_plateau_minutes": evaluated[plateau].get("train_seconds", math.nan) / 60 if plateau is not None else None,
+        "fid_plateau_fid": evaluated[plateau]["fid"] if plateau is not None else None,
         "loss_band_epoch": records[band]["epoch"] if band is not None else None,
         # a run not converged by a definition could still converge from this epoch on, not before
         "unconfirmed_from": {"fid": evaluated[-convergence.CONFIRM]["epoch"] if len(evaluated) >= convergence.CONFIRM else None,
