@@ -5,10 +5,11 @@ steps each, after a warm-up) and prints the medians and the median of the per-pa
 machine slowing down mid-run moves both sides alike. It warns when the load average says other
 work is running. Sections (docs/performance.md explains each target):
 
+    startup      ganzoo --help and ganzoo train psg --help against python -c pass (benchmarks/startup.py)
     overhead     ganzoo's PSG step against a bare hand-written loop (benchmarks/bare_loop.py)
     data         ganzoo's batch draw against a DataLoader with PIL transforms, as a share of a step
     generators   PSG with N = 1, 2, 4, 8: step time per FLOP normalised to N = 1, looped and vmapped
-    switches     bf16 autocast, channels-last, torch.compile, malloc tuning: each one's speed-up
+    switches     bf16 autocast, channels-last, torch.compile, malloc tuning, the EMA: each one's cost or speed-up
     throughput   images/s per strategy, float32 and bf16, eager and (PSG, SNGAN) compiled
     memory       peak memory of a training step, per configuration (CPU: a process each)
     reference    time per MNIST epoch against a typical public DCGAN script (benchmarks/reference_dcgan.py)
@@ -24,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,13 +39,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bare_loop import BareLoop  # noqa: E402
+from machine import cpu_use, machine_line, other_processes_share, warn_if_busy  # noqa: E402
 
 from ganzoo.core.compose import new_config  # noqa: E402
 from ganzoo.core.host import load_host  # noqa: E402
 from ganzoo.training.runtime import tune_malloc  # noqa: E402
 from ganzoo.training.trainer import Trainer  # noqa: E402
 
-SECTIONS = ("overhead", "data", "generators", "switches", "throughput", "memory", "reference")
+SECTIONS = ("startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference")
 GPU_SECTIONS = ("overhead", "generators", "throughput", "memory")  # benchmarks/gpu_check.sh
 MNIST_IMAGES = 60_000
 
@@ -102,9 +103,17 @@ class Bench:
 
     # -- sections -------------------------------------------------------------------------------
 
+    def startup(self) -> None:
+        from startup import startup_times
+
+        times = startup_times(self.args.repeats)
+        bare = times.pop("python -c pass")
+        for name, t in times.items():
+            self.row("startup", f"{name}, a fresh process", f"{ms(t)} vs {ms(bare)} (python -c pass)", f"{t / bare:.1f}x")
+
     def overhead(self) -> None:
-        for amp in ("off", "bf16"):
-            trainer = self.trainer("psg", n_gens=2, amp=amp)
+        for amp in ("off", "bf16"):  # the bare loop keeps no EMA: the EMA's own cost is a row of switches
+            trainer = self.trainer("psg", n_gens=2, amp=amp, options={"ema": 0.0})
             bare = BareLoop(trainer)
             t_gz, t_bare, ratio = self.paired(trainer.advance, bare.step)
             self.row("overhead", f"PSG N=2 step, ganzoo / bare loop, amp {amp}", f"{ms(t_gz)} vs {ms(t_bare)}", f"{ratio:.3f} (target <= 1.03)")
@@ -154,6 +163,12 @@ class Bench:
         plain, last = self.trainer("psg", n_gens=2), self.trainer("psg", n_gens=2, channels_last=True)
         t_plain, t_last, ratio = self.paired(plain.advance, last.advance)
         self.row("switches", "channels-last (PSG N=2, amp auto): plain / CL", f"{ms(t_plain)} vs {ms(t_last)}", f"{ratio:.2f}x")
+        no_ema, ema = self.trainer("psg", n_gens=2, options={"ema": 0.0}), self.trainer("psg", n_gens=2)
+        t_on, t_off, ratio = self.paired(ema.advance, no_ema.advance)
+        self.row("switches", "EMA of G, 0.999 warmed up (PSG N=2): on / off", f"{ms(t_on)} vs {ms(t_off)}", f"{ratio:.3f}x")
+        (averages,) = ema.observers("ema")
+        t_loop, t_fused, ratio = self.paired(lambda: ema_as_a_loop(ema, averages.tables), lambda: averages.ganzoo_on_step_end(ema, 100))
+        self.row("switches", "EMA update alone: a lerp_ per tensor (0.4) / fused", f"{us(t_loop)} vs {us(t_fused)}", f"{ratio:.2f}x")
         if not self.args.quick:
             eager, compiled = self.trainer("psg", n_gens=2), self.trainer("psg", n_gens=2, compile=True)
             started = time.perf_counter()
@@ -248,6 +263,17 @@ def us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} us"
 
 
+def ema_as_a_loop(trainer: Trainer, tables: list[dict[str, torch.Tensor]]) -> None:
+    """The EMA update as plugin API 0.4's ema plugin made it: one lerp_ (or copy_) per state tensor."""
+    with torch.no_grad():
+        for generator, table in zip(trainer.generators, tables):
+            for key, live in generator.state_dict().items():
+                if live.is_floating_point():
+                    table[key].lerp_(live, 0.001)
+                else:
+                    table[key].copy_(live)
+
+
 def step_flops(trainer: Trainer) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -265,39 +291,6 @@ def reference_batches(args: argparse.Namespace):
     while True:
         for imgs, _ in loader:
             yield imgs
-
-
-def machine_line() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    from ganzoo.training.precision import cpu_has_native_bf16
-
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return (f"machine: {cpu}, {os.cpu_count()} cores, native bf16: {cpu_has_native_bf16()}, {gpu}; "
-            f"torch {torch.__version__}, Python {platform.python_version()}")
-
-
-def warn_if_busy() -> None:
-    load = os.getloadavg()[0]
-    if load > 0.5 * (os.cpu_count() or 1):
-        print(f"WARNING: load average {load:.1f} on {os.cpu_count()} cores: something else is running; ratios may be off",
-              flush=True)
-
-
-def cpu_use() -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds all processes used, CPU seconds this process and its children used)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    busy = sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7)) / ticks  # user nice system irq softirq steal
-    own = os.times()
-    return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
-
-
-def other_processes_share(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-    """The share of the machine's CPU time that other processes took between two cpu_use() readings."""
-    wall = after[0] - before[0]
-    others = (after[1] - before[1]) - (after[2] - before[2])
-    return max(0.0, others) / max(wall * (os.cpu_count() or 1), 1e-9)
 
 
 def child(job: dict, args: argparse.Namespace) -> dict:

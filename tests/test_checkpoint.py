@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ganzoo.training.checkpoint import read_checkpoint, save_checkpoint
+from ganzoo.core.tensorfile import save_tensor_file
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.core.errors import CheckpointError
 
 
@@ -24,7 +25,7 @@ def test_round_trip_is_exact(tmp_path):
     }
     manifest = {"strategy": "psg", "config": {"n_gens": 2, "lr": 2e-4}, "nested": [1, {"a": None}]}
     path = tmp_path / "c.safetensors"
-    save_checkpoint(path, tensors, manifest)
+    save_tensor_file(path, tensors, manifest)
     loaded, loaded_manifest = read_checkpoint(path)
     assert loaded.keys() == tensors.keys()
     for key in tensors:
@@ -35,8 +36,10 @@ def test_round_trip_is_exact(tmp_path):
 
 
 def test_trained_run_round_trip(small_run):
+    from ganzoo.training.checkpointing import write
+
     trainer = small_run("psg", n_gens=2)
-    path = trainer.save()
+    path = write(trainer)
     tensors, manifest = read_checkpoint(path)
     expected = trainer.tensors()
     assert expected.keys() <= tensors.keys()
@@ -50,7 +53,7 @@ def test_trained_run_round_trip(small_run):
 @pytest.mark.parametrize("damage", ["truncate", "flip-header", "empty", "garbage"])
 def test_damaged_files_are_refused(tmp_path, damage):
     path = tmp_path / "c.safetensors"
-    save_checkpoint(path, {"w": torch.randn(100, 100)}, {"strategy": "psg"})
+    save_tensor_file(path, {"w": torch.randn(100, 100)}, {"strategy": "psg"})
     raw = path.read_bytes()
     if damage == "truncate":
         raw = raw[: len(raw) // 2]
@@ -95,7 +98,7 @@ def test_header_lengths_that_start_like_a_pickle_still_read(tmp_path, padding):
     """A header of 128 + 256k bytes starts with 0x80, the pickle opcode: it must still be read."""
     path = tmp_path / "c.safetensors"
     manifest = {"strategy": "psg", "pad": "x" * padding}
-    save_checkpoint(path, {"w": torch.zeros(1)}, manifest)
+    save_tensor_file(path, {"w": torch.zeros(1)}, manifest)
     assert read_checkpoint(path)[1]["pad"] == manifest["pad"]
 
 
@@ -121,7 +124,7 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
 
 def _saved(tmp_path, tensors=None):
     path = tmp_path / "c.safetensors"
-    save_checkpoint(path, tensors or {"a": torch.randn(64, 8), "b": torch.arange(10), "flag": torch.ones(3, dtype=torch.bool)},
+    save_tensor_file(path, tensors or {"a": torch.randn(64, 8), "b": torch.arange(10), "flag": torch.ones(3, dtype=torch.bool)},
                     {"strategy": "psg"})
     return path
 
@@ -179,7 +182,7 @@ def test_the_header_is_checked_before_any_data_is_read(tmp_path):
 
 
 def test_open_checkpoint_reads_only_the_tensors_asked_for(tmp_path):
-    from ganzoo.training.checkpoint import open_checkpoint
+    from ganzoo.runs.checkpoint import open_checkpoint
 
     path = _saved(tmp_path)
     raw = bytearray(path.read_bytes())
@@ -207,7 +210,7 @@ def test_malformed_and_deep_headers_are_checkpoint_errors(tmp_path, header):
 @pytest.mark.parametrize("value", ["a string", 3, [1.0], None])
 def test_only_tensors_can_be_saved(tmp_path, value):
     with pytest.raises(CheckpointError, match="'extra.x' is a .*, not a tensor"):
-        save_checkpoint(tmp_path / "c.safetensors", {"w": torch.zeros(1), "extra.x": value}, {})
+        save_tensor_file(tmp_path / "c.safetensors", {"w": torch.zeros(1), "extra.x": value}, {})
     assert not list(tmp_path.iterdir())
 
 
@@ -236,13 +239,14 @@ def _adam_after_a_step():
 
 
 def test_check_state_names_the_tensor_that_does_not_fit():
-    from ganzoo.training.checkpoint import optimizer_tensors
-    from ganzoo.training.state_check import StateSpec, adam_state, check_state
+    from ganzoo.runs.checkpoint import optimizer_tensors
+    from ganzoo.runs.state_check import StateSpec, check_state
+    from ganzoo.training.optimizers import parameter_state
 
     model, optimizer = _adam_after_a_step()
     fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
     spec = StateSpec({"rng.torch": (tuple(torch.get_rng_state().shape), torch.uint8), "sample_z": ((4, 1, 8), torch.float32)},
-                     adam_state("optimizer.discriminator", fresh))
+                     parameter_state(fresh, "optimizer.discriminator"))
     good = {"rng.torch": torch.get_rng_state(), "sample_z": torch.zeros(4, 1, 8),
             **optimizer_tensors("optimizer.discriminator", optimizer)[0], "ema.generator.0.w": torch.zeros(1)}
     check_state(good, spec)
@@ -264,7 +268,7 @@ def test_check_state_names_the_tensor_that_does_not_fit():
 
 
 def test_z_state_continues_or_says_it_cannot():
-    from ganzoo.training.state_check import check_z_state
+    from ganzoo.runs.state_check import check_z_state
 
     generator = torch.Generator().manual_seed(3)
     assert check_z_state(generator.get_state(), generator) is True
@@ -277,7 +281,7 @@ def test_z_state_continues_or_says_it_cannot():
 def test_manifest_counters_and_optimizer_groups_are_checked():
     import random
 
-    from ganzoo.training.state_check import check_manifest_counters, check_optimizer_groups
+    from ganzoo.runs.state_check import check_manifest_counters, check_optimizer_groups
 
     good = {"step": 2, "epoch": 0, "metric_count": 2, "chance": 0.5, "rollbacks": 0,
             "python_rng": json.loads(json.dumps(random.getstate()))}
@@ -289,13 +293,19 @@ def test_manifest_counters_and_optimizer_groups_are_checked():
     _, optimizer = _adam_after_a_step()
     groups = json.loads(json.dumps(optimizer.state_dict()["param_groups"]))
     check_optimizer_groups(groups, optimizer, "D")
-    for change in ({"lr": "fast"}, {"lr": float("inf")}, {"betas": [0.5]}, {"params": [0]}, {"amsgrad": 1}):
+    for change in ({"betas": [0.5]}, {"amsgrad": 1}, {"amsgrad": True}, {"capturable": True}, {"weight_decay": 1e300}, {"eps": 0.1}):
         with pytest.raises(CheckpointError, match="optimizer setting"):
             check_optimizer_groups([{**groups[0], **change}], optimizer, "D")
+    for change in ({"lr": "fast"}, {"lr": float("inf")}, {"lr": 1e300}, {"lr": 0}):
+        with pytest.raises(CheckpointError, match="learning rate of D"):
+            check_optimizer_groups([{**groups[0], **change}], optimizer, "D")
+    with pytest.raises(CheckpointError, match="do not fit this run"):
+        check_optimizer_groups([{**groups[0], "params": [0]}], optimizer, "D")
+    check_optimizer_groups([{**groups[0], "lr": 5e-4}], optimizer, "D")  # the schedule's and rollbacks' to set
 
 
 def test_check_finite_names_the_tensor():
-    from ganzoo.training.state_check import check_finite
+    from ganzoo.runs.state_check import check_finite
 
     tensors = {"generator.0.w": torch.ones(3), "ema.generator.0.w": torch.tensor([1.0, float("inf")]), "steps": torch.arange(3)}
     check_finite(tensors, ("generator.",))

@@ -15,8 +15,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from ganzoo import __version__
-from ganzoo.training.checkpoint import read_checkpoint, save_checkpoint
+from ganzoo import PLUGIN_API, __version__
+from ganzoo.core.tensorfile import save_tensor_file
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.cli.main import cli
 
 SMALL = ["--limit-data", "256", "--batch-size", "32", "--device", "cpu"]
@@ -125,12 +126,12 @@ def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
     pickled = tmp_path / "model.pt"
     torch.save({"w": torch.zeros(1)}, pickled)
     foreign = tmp_path / "needs-plugin.safetensors"
-    save_checkpoint(foreign, {"w": torch.zeros(1)}, {
+    save_tensor_file(foreign, {"w": torch.zeros(1)}, {
         "architecture": "resnet9000", "parts": {"architecture": {"name": "resnet9000", "plugin": "ganzoo-bigmodels"}},
         "config": {}, "image_shape": [1, 28, 28],
     })
     incomplete = tmp_path / "incomplete.safetensors"
-    save_checkpoint(incomplete, {"w": torch.zeros(1)}, {"strategy": "psg"})
+    save_tensor_file(incomplete, {"w": torch.zeros(1)}, {"strategy": "psg"})
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("n_gens = 2\nwidth = 3\n")
     train_small = ["train", "psg", *SMALL, "--steps", "1"]
@@ -170,7 +171,7 @@ def test_debug_shows_the_exception():
 
 
 def test_version_and_help():
-    assert invoke("--version").stdout.strip() == f"ganzoo, version {__version__}"
+    assert invoke("--version").stdout.strip() == f"ganzoo {__version__} (plugin API {PLUGIN_API})"
     for args in (["-h"], ["--help"], ["train", "-h"], ["train", "psg", "--help"], ["sample", "-h"]):
         result = invoke(*args)
         assert result.exit_code == 0 and "Usage:" in result.stdout
@@ -211,14 +212,15 @@ def test_resume_with_epochs_after_a_steps_run(tmp_path):
 
 def test_help_groups_options_by_the_part_that_owns_them():
     text = invoke("train", "psg", "--help").stdout
-    order = ["Core options:", "--policy", "--n-gens", "--dataset", "--epochs", "--json", "Policy options:", "--loss",
-             "Aggregation options:", "--gman-lambda", "Observer options (any run):", "--ema"]
+    order = ["Core options:", "--policy", "--n-gens", "--dataset", "--epochs", "--json", "Policy options:", "--gman-lambda", "--loss",
+             "Observer options (any run):", "--ema"]
     # where each option's own line is (its flag may also appear in another option's help)
     where = [text.index(word if word.endswith(":") else f"\n  {word}") for word in order]
     assert where == sorted(where)
-    assert "[binary, pac]" in " ".join(text.split())  # who owns --loss
+    assert "[policies binary, pac; default: bce]" in " ".join(text.split())  # who owns --loss, and its one default
+    assert "[policy gman, aggregation gman; default: 1.0]" in " ".join(text.split())  # an option of two kinds of part
     sngan = " ".join(invoke("train", "sngan", "--help").stdout.split())
-    assert "[binary, pac; this strategy: hinge]" in sngan  # and the strategy's own value, where it sets one
+    assert "[policies binary, pac; default: bce; this strategy: hinge]" in sngan  # and the strategy's own value, where it sets one
 
 
 def test_more_bad_input_is_one_line_and_exit_code_2(tmp_path):

@@ -14,7 +14,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ganzoo.cli.compare import parse_spec
+from ganzoo.compare.jobs import parse_spec
 from ganzoo.cli.main import cli
 
 TINY = ["--epochs", "2", "--limit-data", "128", "--eval-n", "100", "--final-n", "100"]
@@ -131,7 +131,7 @@ def test_the_report_keeps_its_tables_without_matplotlib(compared, tmp_path, monk
 
 def write_run(run_dir, train, fids, gaps, accuracies, chance):
     """A finished run's config.toml and metrics.jsonl, as ganzoo train writes them: one record per epoch."""
-    from ganzoo.training import rundir
+    from ganzoo.runs import rundir
 
     run_dir.mkdir(parents=True)
     rundir.write_config(run_dir, {"options": {}, "aggregation": "mean", **train}, {})

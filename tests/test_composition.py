@@ -18,9 +18,9 @@ from ganzoo.core.compose import check_composition, new_config
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import load_host
 from ganzoo.testing import make_host, smoke_train
-from ganzoo.training.checkpoint import read_checkpoint
-from ganzoo.training.rundir import read_metrics
-from ganzoo_binary.binary_policy import binary_losses
+from ganzoo.runs.checkpoint import read_checkpoint
+from ganzoo.runs.rundir import read_metrics
+from ganzoo.plugins.binary.binary_policy import binary_losses
 
 TINY = ["--dataset", "tiny", "--batch-size", "16", "--device", "cpu", "--log-every", "1"]
 POLICIES = ("tuple", "binary", "pac", "madgan", "mgan")
@@ -39,7 +39,8 @@ def test_psg_with_a_binary_d_is_the_papers_other_reading(tiny_host, tmp_path):
     assert len(record["g_loss"]) == 2 and record["chance"] == 0.5  # N generators; each image right or wrong on its own
     tensors, manifest = read_checkpoint(run_dir)
     assert manifest["parts"]["input policy"] == {"name": "binary", "plugin": "binary"}
-    assert manifest["config"]["options"] == {"ema": 0.999, "ema_warmup": True}  # psg's EMA; the binary policy's default loss: bce, the non-saturating GAN loss
+    # psg's EMA; every option of the parts in use, at its declared default unless psg sets it: the binary policy's loss, bce
+    assert manifest["config"]["options"] == {"ema": 0.999, "ema_warmup": True, "loss": "bce", "r1": 0.0, "tensorboard": ""}
     assert tensors["discriminator.net.0.weight"].shape[1] == 1  # D scores one image at a time
 
 
@@ -75,7 +76,7 @@ def test_every_compatible_policy_and_aggregation_pair_trains_and_every_other_is_
 
 def test_an_option_of_a_part_not_in_use_is_refused_naming_the_part(tiny_host, tmp_path):
     cases = [
-        (["train", "sngan", "--gman-lambda", "3"], "--gman-lambda belongs to aggregation gman, which this run does not use"),
+        (["train", "sngan", "--gman-lambda", "3"], "--gman-lambda belongs to input policy gman, aggregation gman, which this run does not use"),
         (["train", "psg", "--loss", "hinge"], "--loss belongs to input policy binary, input policy pac"),
         (["train", "psg", "--pack", "2"], "--pack belongs to input policy pac"),
         (["train", "dcgan", "--beta", "0.1"], "--beta belongs to input policy mgan"),
@@ -88,12 +89,13 @@ def test_an_option_of_a_part_not_in_use_is_refused_naming_the_part(tiny_host, tm
     used = invoke(tiny_host, "train", "psg", "--policy", "binary", "--loss", "hinge", *TINY, "--steps", "1",
                   "--out", str(tmp_path / "hinge"), "--json")
     assert used.exit_code == 0, used.output
-    assert read_checkpoint(tmp_path / "hinge")[1]["config"]["options"] == {"loss": "hinge", "ema": 0.999, "ema_warmup": True}
+    assert read_checkpoint(tmp_path / "hinge")[1]["config"]["options"] == {"loss": "hinge", "ema": 0.999, "ema_warmup": True, "r1": 0.0,
+                                                                          "tensorboard": ""}
     with_gman = invoke(tiny_host, "train", "sngan", "--aggregation", "gman", "--gman-lambda", "3", *TINY, "--steps", "1",
                        "--out", str(tmp_path / "gman"), "--json")
     assert with_gman.exit_code == 0, with_gman.output
     assert read_checkpoint(tmp_path / "gman")[1]["config"]["options"] == {"loss": "hinge", "gman_lambda": 3.0, "ema": 0.999,
-                                                                         "ema_warmup": True}
+                                                                         "ema_warmup": True, "r1": 0.0, "tensorboard": ""}
 
 
 def test_a_config_file_may_set_part_options_at_the_top_level_and_is_held_to_the_same_rules(tiny_host, tmp_path):
@@ -108,15 +110,19 @@ def test_a_config_file_may_set_part_options_at_the_top_level_and_is_held_to_the_
     ok = invoke(tiny_host, "train", "psg", "--config", str(hinge), *TINY, "--steps", "1", "--out", str(tmp_path / "c"), "--json")
     assert ok.exit_code == 0, ok.output
     config = read_checkpoint(tmp_path / "c")[1]["config"]
-    assert (config["policy"], config["n_gens"], config["options"]) == ("binary", 3, {"loss": "hinge", "ema": 0.999, "ema_warmup": True})
+    assert (config["policy"], config["n_gens"], config["options"]) == ("binary", 3, {"loss": "hinge", "ema": 0.999, "ema_warmup": True,
+                                                                                 "r1": 0.0, "tensorboard": ""})
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_strategy_defaults_for_parts_not_in_use_are_dropped(tiny_host):
     config = new_config(tiny_host.registry, "sngan", None, {"policy": "tuple", "dataset": "tiny"})
-    assert config.options == {"ema": 0.999, "ema_warmup": True}  # sngan's hinge loss belongs to the binary policy; its EMA (an observer's) stays
-    assert new_config(tiny_host.registry, "sngan", None, {"dataset": "tiny"}).options == {"loss": "hinge", "ema": 0.999, "ema_warmup": True}
-    assert new_config(tiny_host.registry, "pacgan", None, {"dataset": "tiny"}).options == {"loss": "bce", "pack": 2}
+    # sngan's hinge loss belongs to the binary policy; its EMA (an observer's) stays; the tuple policy's r1 at its default
+    assert config.options == {"ema": 0.999, "ema_warmup": True, "r1": 0.0, "tensorboard": ""}
+    assert new_config(tiny_host.registry, "sngan", None, {"dataset": "tiny"}).options == {"loss": "hinge", "ema": 0.999, "ema_warmup": True,
+                                                                                         "r1": 0.0, "tensorboard": ""}
+    assert new_config(tiny_host.registry, "pacgan", None, {"dataset": "tiny"}).options == {"loss": "bce", "pack": 2, "ema": 0.0,
+                                                                                          "ema_warmup": False, "tensorboard": ""}
 
 
 R1_PLUGIN = textwrap.dedent('''
@@ -278,7 +284,8 @@ def test_a_plugin_written_against_the_02_api_keeps_working_with_a_one_line_warni
                                           "--limit-data", "64", "--batch-size", "16", "--steps", "1", "--device", "cpu",
                                           "--out", str(run_dir), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert read_checkpoint(run_dir)[1]["config"]["options"] == {"loss": "hinge", "noise_level": 0.5}
+    assert read_checkpoint(run_dir)[1]["config"]["options"] == {"loss": "hinge", "noise_level": 0.5, "ema": 0.0, "ema_warmup": False,
+                                                                 "tensorboard": ""}
     warnings = [line for line in result.stderr.splitlines() if "plugin API 0.2" in line]
     assert len(warnings) == 1 and "docs/plugins.md" in warnings[0]
     with pytest.warns(DeprecationWarning):

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from ganzoo.training.data import Batches, load_data, read_idx
+from ganzoo.training.batches import Batches
+from ganzoo.core.data import load_data
+from ganzoo.core.idx import read_idx
 from ganzoo.core.errors import DataError
-from ganzoo_datasets import cifar, mnist
+from ganzoo.plugins.datasets import cifar, mnist
 
 
 def write_idx(path, tensor: torch.Tensor, gz: bool = False):

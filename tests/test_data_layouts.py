@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from ganzoo.cli.main import cli
 from ganzoo.core.errors import DataError
-from ganzoo.training.data import load_data
-from ganzoo_datasets import mnist
+from ganzoo.core.data import load_data
+from ganzoo.plugins.datasets import mnist
 
 DEBIAN = Path("/usr/share/datasets")
 

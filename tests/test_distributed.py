@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganzoo.training.checkpoint import read_checkpoint
-from ganzoo.training.rundir import CHECKPOINT
+from ganzoo.runs.checkpoint import read_checkpoint
+from ganzoo.runs.rundir import CHECKPOINT
 
 TINY = ["--limit-data", "512", "--batch-size", "32", "--log-every", "4", "--device", "cpu", "--quiet"]
 

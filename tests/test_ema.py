@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
-import ganzoo_ema
 import numpy as np
 import torch
 from PIL import Image
 
 from ganzoo import hookimpl
-from ganzoo.training.checkpoint import read_checkpoint
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.testing import registered, smoke_train
 from tests.helpers import TINY, invoke
 
@@ -33,7 +31,8 @@ class Follow:
         for key, value in trainer.generators[0].state_dict().items():
             if value.is_floating_point():
                 self.reference[key] = decay * self.reference[key] + (1 - decay) * value.double()
-        self.plugin.update(ganzoo_ema.averages(trainer)[0])
+        (averages,) = trainer.observers("ema")  # this run's own (ganzoo_run_observers)
+        self.plugin.update(averages.tables[0])
 
 
 def test_the_average_follows_the_weights_step_by_step(tiny_host):
@@ -63,7 +62,8 @@ def test_checkpoint_resume_and_sampling_use_the_average(tiny_host, tmp_path):
     assert resumed.exit_code == 0, resumed.output
     a, manifest = read_checkpoint(straight)
     b, _ = read_checkpoint(split)
-    assert manifest["config"]["options"] == {"ema": 0.99, "ema_warmup": True}  # --ema replaces psg's 0.999; its warm-up stays
+    # --ema replaces psg's 0.999; its warm-up stays
+    assert manifest["config"]["options"] == {"ema": 0.99, "ema_warmup": True, "r1": 0.0, "tensorboard": ""}
     ema_keys = sorted(k for k in a if k.startswith("ema."))
     assert "ema.generator.1.net.0.weight" in ema_keys and len(ema_keys) == len([k for k in a if k.startswith("generator.")])
     assert all(torch.equal(a[k], b[k]) for k in a)  # averages included: the resume is exact
@@ -104,7 +104,7 @@ def test_a_submodule_named_generator_is_not_a_weight_set():
     """Only prefixes in front of the trainer's own names are extra sets (ema.generator.0...)."""
     import torch
 
-    from ganzoo.training.sampling import choose_weights, weight_sets
+    from ganzoo.runs.sampling import choose_weights, weight_sets
 
     plain = {"generator.0.generator.0.weight": torch.zeros(1), "discriminator.generator.0.bias": torch.zeros(1),
              "optimizer.generator.0.x": torch.zeros(1)}

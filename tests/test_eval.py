@@ -13,13 +13,13 @@ from torch import nn
 
 from ganzoo import hookimpl
 from ganzoo.cli.main import cli
-from ganzoo.training.data import default_root, load_data
+from ganzoo.core.data import default_root, load_data
 from ganzoo.evaluation.evaluator import build_evaluator
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import load_host
-from ganzoo.training.images import to_unit
+from ganzoo.core.data import to_unit
 from ganzoo.core.parts import Extractor
-from ganzoo.evaluation.classifier import SHIPPED
+from ganzoo.plugins.features.classifier import SHIPPED
 
 
 class Replay(nn.Module):
@@ -184,7 +184,7 @@ def test_inception_features_from_the_installed_wheel(host, small_run, tmp_path):
 def test_missing_inception_weights_say_how_to_get_them(monkeypatch):
     import importlib.util
 
-    from ganzoo_features import inception
+    from ganzoo.plugins.features import inception
 
     from ganzoo.core.errors import GanzooError
 

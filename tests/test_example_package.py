@@ -20,7 +20,7 @@ def test_it_is_an_installed_distribution_with_a_ganzoo_entry_point():
     distribution = importlib.metadata.distribution("ganzoo-example")
     (entry,) = [ep for ep in distribution.entry_points if ep.group == "ganzoo"]
     assert (entry.name, entry.value) == ("lsgan", "ganzoo_example")
-    assert distribution.version == "0.1.0"
+    assert distribution.version == "0.2.0"
 
 
 def test_the_cli_trains_samples_and_resumes_it(tmp_path):

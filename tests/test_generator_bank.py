@@ -11,7 +11,7 @@ from torch import nn
 from ganzoo.core.errors import GanzooError
 from ganzoo.training.generator_bank import GeneratorBank, use_vmap, why_not_vmap
 from ganzoo.training.precision import Autocast, resolve_amp
-from ganzoo_nets import cnn32, dcgan28
+from ganzoo.plugins.nets import cnn32, dcgan28
 
 CPU = torch.device("cpu")
 

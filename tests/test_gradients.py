@@ -6,8 +6,8 @@ import dataclasses
 
 import torch
 
-from ganzoo_aggregations import algorithm1, independent, mean
-from ganzoo_psg.tuple_policy import TuplePolicy, tuple_losses
+from ganzoo.plugins.aggregations.losses import algorithm1, independent, mean
+from ganzoo.plugins.psg.tuple_policy import TuplePolicy, tuple_losses
 
 
 def generator_scores(seed=0, b=4):

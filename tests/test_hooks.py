@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from ganzoo import hookimpl
 from ganzoo.core import hookdoc
-from ganzoo.training.checkpoint import read_checkpoint
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.cli.main import cli
 from ganzoo.core.config import make_config
 from ganzoo.core.errors import GanzooError, PluginError
@@ -30,7 +30,7 @@ from ganzoo.core.parts import (
     Strategy,
     TrainOption,
 )
-from ganzoo.testing import registered, smoke_train, tiny_images
+from ganzoo.testing import registered, smoke_resume, smoke_train, tiny_images
 from ganzoo.training.trainer import Trainer
 from tests.helpers import TINY
 
@@ -99,7 +99,7 @@ def test_hook_ganzoo_register_input_policies(tiny_host):
     calls = []
 
     def policy(discriminator, real, fakes):
-        from ganzoo_binary.binary_policy import binary_losses
+        from ganzoo.plugins.binary.binary_policy import binary_losses
 
         calls.append(len(fakes))
         scores = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0])
@@ -197,7 +197,7 @@ def test_hook_ganzoo_register_extractors(tiny_host):
     with registered(P(), tiny_host, name="pixel-plugin") as host:
         assert host.registry.entry("extractor", "pixels").plugin == "pixel-plugin"
         listing = json.loads(CliRunner().invoke(cli, ["list", "extractors", "--json"], obj=host).stdout)
-    assert {"name": "pixels", "plugin": "pixel-plugin", "summary": "raw pixels as features"} in listing["extractors"]
+    assert {"name": "pixels", "plugin": "pixel-plugin", "distribution": "", "summary": "raw pixels as features"} in listing["extractors"]
 
 
 def test_hook_ganzoo_register_train_options(tiny_host, tmp_path):
@@ -209,7 +209,7 @@ def test_hook_ganzoo_register_train_options(tiny_host, tmp_path):
     class P:
         @hookimpl
         def ganzoo_register_train_options(self, register):
-            register(TrainOption("--noise", "noise", "Instance noise. [default: 0]", type=float, check=check))
+            register(TrainOption("--noise", "noise", "Instance noise.", type=float, check=check, default=0.0))
 
     run_dir = tmp_path / "run"
     with registered(P(), tiny_host) as host:
@@ -217,7 +217,9 @@ def test_hook_ganzoo_register_train_options(tiny_host, tmp_path):
             assert "--noise FLOAT" in CliRunner().invoke(cli, ["train", strategy, "--help"], obj=host).stdout
         ok = CliRunner().invoke(cli, ["train", "dcgan", *TINY, "--steps", "1", "--noise", "0.5", "--out", str(run_dir), "--json"], obj=host)
         assert ok.exit_code == 0, ok.output
-        assert read_checkpoint(run_dir)[1]["config"]["options"] == {"loss": "bce", "noise": 0.5}  # dcgan's loss, and ours
+        # dcgan's loss, and ours; every other option of the parts in use (and observers) at its declared default
+        assert read_checkpoint(run_dir)[1]["config"]["options"] == {"loss": "bce", "noise": 0.5, "r1": 0.0, "ema": 0.0,
+                                                                     "ema_warmup": False, "tensorboard": ""}
         bad = CliRunner().invoke(cli, ["train", "dcgan", *TINY, "--noise", "-1", "--out", str(tmp_path / "bad")], obj=host)
         assert bad.exit_code == 2 and bad.stderr == "error: --noise must be 0 or more, got -1.0\n"
         assert not (tmp_path / "bad").exists()
@@ -248,7 +250,7 @@ def test_a_plugin_option_that_takes_a_core_or_another_parts_flag_makes_its_plugi
         assert result.exit_code == 0, result.output
         _, manifest = read_checkpoint(run_dir)
         assert manifest["step"] == 1  # --steps is the core's, --beta the mgan policy's
-        assert manifest["config"]["options"] == {"mgan_beta": 0.5, "share_layers": True}
+        assert manifest["config"]["options"] == {"mgan_beta": 0.5, "share_layers": True, "ema": 0.0, "ema_warmup": False, "tensorboard": ""}
 
 
 # -- observer hooks -----------------------------------------------------------------------------
@@ -259,12 +261,63 @@ class Recorder:
         self.calls = []
 
 
+def test_hook_ganzoo_run_observers(tiny_host, tmp_path):
+    """Each run gets its own observers; they are called after the plugins' own implementations, and
+    may answer ganzoo_sampling_weights; a method that is no run hook names the plugin."""
+    order: list = []
+
+    class Counter:  # one per run: its count is that run's alone
+        def __init__(self, trainer):
+            self.steps, self.started_at = 0, trainer.step
+
+        def ganzoo_on_step_end(self, step):  # an observer may take fewer arguments than the hook passes
+            self.steps += 1
+            order.append(("observer", step))
+
+        def ganzoo_sampling_weights(self, trainer):
+            return None  # not an answer: the trained weights are shown
+
+    class P:
+        made: ClassVar[list] = []
+
+        @hookimpl
+        def ganzoo_run_observers(self, trainer):
+            counter = Counter(trainer)
+            self.made.append(counter)
+            return [counter]
+
+        @hookimpl
+        def ganzoo_on_step_end(self, step):
+            order.append(("plugin", step))
+
+    with registered(P(), tiny_host, name="counting") as host:
+        smoke_train("dcgan", host=host, steps=3, run_dir=tmp_path / "a")
+        smoke_train("dcgan", host=host, steps=2)
+        smoke_resume(tmp_path / "a", host=host, steps=4)
+    # made before a checkpoint is restored (step 0 even in the resume), each counting its own run's steps
+    assert [(c.started_at, c.steps) for c in P.made] == [(0, 3), (0, 2), (0, 1)]
+    assert order[:2] == [("plugin", 1), ("observer", 1)]  # the plugins' implementations first, then the run's observers
+
+    class Typo:
+        def ganzoo_on_stepend(self, trainer, step):
+            pass
+
+    class MakesTypos:
+        @hookimpl
+        def ganzoo_run_observers(self, trainer):
+            return Typo()
+
+    with registered(MakesTypos(), tiny_host, name="typos") as host, \
+            pytest.raises(PluginError, match="plugin 'typos': its run observer Typo has a method ganzoo_on_stepend"):
+        smoke_train("dcgan", host=host, steps=1)
+
+
 def test_hook_ganzoo_on_models_built(tiny_host):
     class P:
         @hookimpl
         def ganzoo_on_models_built(self, trainer):
             # before the optimizers: tie the generators' last layers, and the optimizers follow
-            assert trainer.g_optimizers == [] and trainer.state.d_optimizer is None
+            assert trainer.g_optimizers == [] and trainer.state.d_optimizers == {}
             trainer.generators[1].net[-2] = trainer.generators[0].net[-2]
 
     with registered(P(), tiny_host) as host:
@@ -285,9 +338,7 @@ def test_hook_ganzoo_on_train_start(tiny_host, tmp_path):
 
     with registered(P(), tiny_host) as host:
         smoke_train("dcgan", host=host, steps=2, run_dir=tmp_path / "run")
-        Trainer(make_config("dcgan", host.registry.get("strategy", "dcgan").defaults,
-                            {"dataset": "tiny", "batch_size": 16, "steps": 3, "device": "cpu", "sample_count": 4, "log_every": 1}),
-                host, tmp_path / "run", resume=True).run()
+        smoke_resume(tmp_path / "run", host=host, steps=3)
     assert P.seen == [(0, 2, True), (2, 3, True)]  # also after a resume, at the resumed step
 
 
@@ -330,8 +381,8 @@ def test_hook_ganzoo_on_checkpoint_saved(tiny_host):
     assert P.seen == [(2, "checkpoint.safetensors", 2), (3, "checkpoint.safetensors", 3)]
 
 
-def test_hook_ganzoo_on_checkpoint_save(tiny_host, tmp_path):
-    """The 0.2 name of ganzoo_add_checkpoint_tensors: still called, with a DeprecationWarning at registration."""
+def test_legacy_hook_ganzoo_on_checkpoint_save(tiny_host, tmp_path):
+    """The 0.2 name of ganzoo_add_checkpoint_tensors (ganzoo.core.compat): still called, with a DeprecationWarning at registration."""
     with pytest.warns(DeprecationWarning, match="ganzoo_add_checkpoint_tensors since plugin API 0.3"):
         class Old:
             @hookimpl
@@ -378,9 +429,7 @@ def test_hook_ganzoo_on_checkpoint_load(tiny_host, tmp_path):
     with registered(P(), tiny_host) as host:
         smoke_train("dcgan", host=host, steps=2, run_dir=tmp_path / "run")
         assert P.loaded == []
-        config = make_config("dcgan", host.registry.get("strategy", "dcgan").defaults,
-                             {"dataset": "tiny", "batch_size": 16, "steps": 3, "device": "cpu", "sample_count": 4})
-        Trainer(config, host, tmp_path / "run", resume=True)
+        smoke_resume(tmp_path / "run", host=host, steps=3)
     assert P.loaded == [(2, 20)]
 
 

@@ -28,7 +28,8 @@ import pytest
 import torch
 from safetensors.torch import save as save_bytes
 
-from ganzoo.training.checkpoint import MANIFEST_KEY, read_checkpoint, save_checkpoint
+from ganzoo.core.tensorfile import MANIFEST_KEY, save_tensor_file
+from ganzoo.runs.checkpoint import read_checkpoint
 
 # Torch's import alone maps ~3.2 GB of address space; 6 GiB leaves ~3 GB for the work itself.
 ADDRESS_SPACE = 6 << 30
@@ -179,7 +180,7 @@ def doctor(run_dir: Path, change) -> None:
     """Rewrite run_dir's checkpoint (with fresh checksums) after change(tensors, manifest)."""
     tensors, manifest = read_checkpoint(run_dir)
     change(tensors, manifest)
-    save_checkpoint(run_dir / "checkpoint.safetensors", tensors, manifest)
+    save_tensor_file(run_dir / "checkpoint.safetensors", tensors, manifest)
 
 
 def plant(path: Path, what: str, target: Path | None = None) -> None:
@@ -600,7 +601,7 @@ def victim(tmp_path) -> Path:
 
 def test_run_dir_writers_never_follow_a_planted_link(tmp_path, victim):
     from ganzoo.core.errors import GanzooError
-    from ganzoo.training import rundir
+    from ganzoo.runs import rundir
 
     for name in (".lock", "metrics.jsonl"):
         plant(tmp_path / name, "link", victim)
@@ -618,7 +619,7 @@ def test_run_dir_writers_never_follow_a_planted_link(tmp_path, victim):
 @pytest.mark.parametrize("what", ["fifo", "dir"])
 def test_the_lock_is_never_a_fifo_or_a_folder(tmp_path, what):
     from ganzoo.core.errors import GanzooError
-    from ganzoo.training import rundir
+    from ganzoo.runs import rundir
 
     plant(tmp_path / ".lock", what)
     with pytest.raises(GanzooError, match="FIFO|Is a directory"):  # at once: a FIFO opened without O_NONBLOCK would block
@@ -630,7 +631,7 @@ def test_a_full_disk_while_appending_metrics_is_one_error(tmp_path, monkeypatch)
 
     from ganzoo.core import files
     from ganzoo.core.errors import GanzooError
-    from ganzoo.training import rundir
+    from ganzoo.runs import rundir
 
     rundir.append_metrics(tmp_path, {"step": 1})
 
@@ -644,9 +645,21 @@ def test_a_full_disk_while_appending_metrics_is_one_error(tmp_path, monkeypatch)
 
 def test_trimming_metrics_to_a_negative_step_is_refused(tmp_path):
     from ganzoo.core.errors import GanzooError
-    from ganzoo.training import rundir
+    from ganzoo.runs import rundir
 
     rundir.append_metrics(tmp_path, {"step": 1})
     with pytest.raises(GanzooError):
         rundir.trim_metrics(tmp_path, -5)
     assert rundir.read_metrics(tmp_path) == [{"step": 1}]
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "1", "99999999", "parent's parent"])
+def test_a_stop_with_parent_that_is_not_our_parent_is_one_line_before_anything_is_written(tmp_path, value):
+    """GANZOO_STOP_WITH_PARENT is ganzoo compare's: any other value is refused, never a silent SIGTERM to itself."""
+    out = tmp_path / "run"
+    if value == "parent's parent":  # a live process that is not the parent: this test's own process's parent
+        value = str(os.getppid())
+    done = subprocess.run([sys.executable, "-m", "ganzoo", "train", "psg", "--steps", "1", "--out", str(out)],
+                          capture_output=True, text=True, env={**os.environ, "GANZOO_STOP_WITH_PARENT": value}, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "GANZOO_STOP_WITH_PARENT" in done.stderr and not out.exists()

@@ -59,7 +59,7 @@ def test_disabling_removes_a_plugin_and_its_parts(monkeypatch):
     assert rows["madgan"]["status"] == "disabled" and rows["madgan"]["error"] == "named in GANZOO_DISABLE_PLUGINS"
     assert rows["psg"]["status"] == "ok" and rows["psg"]["error"] == ""
     assert set(rows["ema"]) == {"name", "distribution", "version", "entry_point", "hooks", "status", "error"}
-    assert "ganzoo_add_checkpoint_tensors" in rows["ema"]["hooks"]
+    assert "ganzoo_run_observers" in rows["ema"]["hooks"]
     gone = CliRunner().invoke(cli, ["train", "madgan"])
     assert gone.exit_code == 2 and "unknown command 'madgan'" in gone.stderr
     assert "plugins not loaded: madgan (named in GANZOO_DISABLE_PLUGINS), tensorboard (named in" in gone.stderr

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganzoo_aggregations import algorithm1, independent, mean
-from ganzoo_psg.tuple_policy import tuple_losses
-from ganzoo_binary.binary_policy import binary_losses
+from ganzoo.plugins.aggregations.losses import algorithm1, independent, mean
+from ganzoo.plugins.psg.tuple_policy import tuple_losses
+from ganzoo.plugins.binary.binary_policy import binary_losses
 
 
 def softmax_col(column):

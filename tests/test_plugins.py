@@ -58,7 +58,7 @@ def test_builtins_come_through_the_entry_point_group(host):
         info = host.plugins[name]
         assert not info.broken
         assert info.distribution == "ganzoo"
-        assert info.entry_point.startswith(f"{name} = ganzoo_")
+        assert info.entry_point == f"{name} = ganzoo.plugins.{name}"
     assert host.registry.entry("strategy", "psg").plugin == "psg"
     assert host.registry.entry("input policy", "binary").plugin == "binary"  # shared by sngan, dcgan, psg --policy binary
     assert set(host.registry.names("aggregation")) >= {"mean", "independent", "algorithm1"}
@@ -227,7 +227,7 @@ def test_an_entry_point_name_taken_twice_is_named_with_its_distribution(monkeypa
     def entry_points(**kwargs):
         found = list(real(**kwargs))
         if kwargs.get("group") == "ganzoo":
-            ep = importlib.metadata.EntryPoint("psg", "ganzoo_psg", "ganzoo")
+            ep = importlib.metadata.EntryPoint("psg", "ganzoo.plugins.psg", "ganzoo")
             object.__setattr__(ep, "dist", FakeDist())
             found.append(ep)
         return found
@@ -236,7 +236,9 @@ def test_an_entry_point_name_taken_twice_is_named_with_its_distribution(monkeypa
     host = load_host()
     assert not host.plugins["psg"].broken
     clash = host.plugins["psg (ganzoo-fork)"]
-    assert clash.name == "psg (ganzoo-fork)" and "already taken by distribution 'ganzoo'" in clash.error
+    assert clash.name == "psg (ganzoo-fork)" and clash.error == (
+        "its entry point name 'psg' is a built-in plugin's: rename your entry point, or set GANZOO_DISABLE_PLUGINS=psg "
+        "to load yours in place of the built-in")
 
 
 def test_malloc_tuning_is_applied_at_train_time_and_can_be_turned_off(tmp_path, monkeypatch):

@@ -21,13 +21,15 @@ from hypothesis import strategies as st
 
 from ganzoo import hookimpl
 from ganzoo.core import files
-from ganzoo.training.checkpoint import read_checkpoint, save_checkpoint
+from ganzoo.core.tensorfile import save_tensor_file
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.cli.main import cli
 from ganzoo.core.config import make_config
 from ganzoo.core.errors import GanzooError, NonFiniteError
 from ganzoo.core.host import load_host
-from ganzoo.training.rundir import checkpoint_step
-from ganzoo.training.sampling import load_generators
+from ganzoo.runs import rundir
+from ganzoo.runs.rundir import checkpoint_step
+from ganzoo.runs.sampling import load_generators
 from ganzoo.training.trainer import Trainer
 
 TINY = ["--limit-data", "128", "--batch-size", "32", "--device", "cpu"]
@@ -116,7 +118,7 @@ def _poisoned_trainer(tmp_path: Path, on_nan: str) -> Trainer:
     config = make_config("psg", host.registry.get("strategy", "psg").defaults, {
         "limit_data": 128, "batch_size": 32, "steps": 10, "device": "cpu", "sample_count": 4,
         "log_every": 2, "checkpoint_every": 2, "on_nan": on_nan})
-    return Trainer(config, host, tmp_path / "run")
+    return Trainer(config, host, rundir.create(tmp_path / "run"))
 
 
 def test_a_nan_weight_stops_the_run_within_one_logging_interval(tmp_path):
@@ -281,11 +283,14 @@ def test_tensors_that_do_not_fit_and_unwritable_out_dirs_are_one_line_errors(tmp
     assert CliRunner().invoke(cli, ["train", "psg", *TINY, "--steps", "1", "--out", str(run_dir), "--quiet"]).exit_code == 0
     tensors, manifest = read_checkpoint(run_dir)
     manifest["config"]["z_dim"] = 64  # the file's generators were built for z_dim 100
-    save_checkpoint(run_dir / "checkpoint.safetensors", tensors, manifest)
-    for args in (["sample", str(run_dir)], ["train", "psg", "--resume", str(run_dir), "--steps", "3"]):
-        result = CliRunner().invoke(cli, args)
-        assert result.exit_code == 2
-        assert "checkpoint tensors do not fit the architecture (generator.0: net.0.weight has shape (6272, 100), the model needs (6272, 64))" in result.stderr
+    save_tensor_file(run_dir / "checkpoint.safetensors", tensors, manifest)
+    cases = {("sample", str(run_dir)): "checkpoint tensors do not fit the architecture (generator.0: net.0.weight has shape "
+                                       "(6272, 100), the model needs (6272, 64))",
+             ("train", "psg", "--resume", str(run_dir), "--steps", "3"): "tensor 'generator.0.net.0.weight' is float32 of shape "
+                                                                         "(6272, 100); this run needs float32 of shape (6272, 64)"}
+    for args, message in cases.items():
+        result = CliRunner().invoke(cli, list(args))
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
     unwritable = CliRunner().invoke(cli, ["train", "psg", *TINY, "--steps", "1", "--out", "/proc/ganzoo-run"])
     assert unwritable.exit_code == 2 and "cannot create run directory /proc/ganzoo-run" in unwritable.stderr
 
@@ -297,7 +302,7 @@ def test_a_periodic_checkpoint_never_saves_a_nan(tmp_path):
         "limit_data": 128, "batch_size": 32, "steps": 10, "device": "cpu", "sample_count": 4,
         "log_every": 7, "checkpoint_every": 3})
     with pytest.raises(NonFiniteError, match="at step 6"):
-        Trainer(config, host, tmp_path / "run").run()
+        Trainer(config, host, rundir.create(tmp_path / "run")).run()
     assert read_checkpoint(tmp_path / "run")[1]["step"] == 4  # the epoch end at step 4; 3 was overwritten
 
 
@@ -320,7 +325,7 @@ def test_repeated_rollbacks_keep_halving_then_give_up(tmp_path):
         "limit_data": 128, "batch_size": 32, "steps": 10, "device": "cpu", "sample_count": 4,
         "log_every": 2, "checkpoint_every": 2, "on_nan": "rollback"})
     with pytest.raises(NonFiniteError, match="non-finite values at step 6"):
-        Trainer(config, host, tmp_path / "run").run()
+        Trainer(config, host, rundir.create(tmp_path / "run")).run()
     assert poison.lrs == [1e-3, 5e-4, 2.5e-4, 1.25e-4]  # psg's 1e-3; three rollbacks, each halving, then stop
 
 
@@ -329,7 +334,7 @@ def test_a_checkpoint_from_another_kind_of_device_resumes_and_says_it_is_not_exa
     assert CliRunner().invoke(cli, ["train", "psg", *TINY, "--steps", "2", "--out", str(run_dir), "--quiet"]).exit_code == 0
     tensors, manifest = read_checkpoint(run_dir / "checkpoint.safetensors")
     tensors["rng.z"] = torch.arange(16, dtype=torch.uint8)  # a CUDA generator's state: seed and offset, 16 bytes
-    save_checkpoint(run_dir / "checkpoint.safetensors", tensors, {k: v for k, v in manifest.items() if k != "format"})
+    save_tensor_file(run_dir / "checkpoint.safetensors", tensors, {k: v for k, v in manifest.items() if k != "format"})
     result = CliRunner().invoke(cli, ["train", "psg", "--resume", str(run_dir), "--steps", "3"])
     assert result.exit_code == 0, result.output
     assert "saved on another kind of device: the z stream restarts, so this resume is not bit-exact" in result.stderr
@@ -337,3 +342,26 @@ def test_a_checkpoint_from_another_kind_of_device_resumes_and_says_it_is_not_exa
     assert "exact_resume = false" in meta
     later = CliRunner().invoke(cli, ["train", "psg", "--resume", str(run_dir), "--steps", "4", "--quiet"])
     assert later.exit_code == 0 and "exact_resume = false" in (run_dir / "config.toml").read_text()  # the run as a whole stays so
+
+
+def test_a_state_holding_nan_outside_g_and_d_is_never_written(tmp_path):
+    """A plugin's tensor (as an EMA average would be) turned NaN at step 3: the save refuses, naming it,
+    and the last good checkpoint stays; a checkpoint holding one is refused on resume."""
+    from ganzoo.testing import make_host, registered, smoke_resume, smoke_train
+
+    class Average:
+        @hookimpl
+        def ganzoo_add_checkpoint_tensors(self, trainer, tensors):
+            tensors["average.x"] = torch.tensor([float("nan") if trainer.step == 3 else 1.0])
+
+    run = tmp_path / "run"
+    with registered(Average(), make_host()) as host:
+        smoke_train("dcgan", host=host, steps=2, checkpoint_every=1, run_dir=run)
+        with pytest.raises(NonFiniteError, match="not saving step 3: tensor 'average.x' holds NaN"):
+            smoke_resume(run, host=host, steps=4)
+    assert read_checkpoint(run)[1]["step"] == 2
+    tensors, manifest = read_checkpoint(run)
+    tensors["optimizer.discriminator.0.exp_avg_sq"] = torch.full_like(tensors["optimizer.discriminator.0.exp_avg_sq"], float("inf"))
+    save_tensor_file(run / "checkpoint.safetensors", tensors, manifest)
+    with pytest.raises(GanzooError, match="tensor 'optimizer.discriminator.0.exp_avg_sq' holds NaN or infinite values"):
+        smoke_resume(run, host=make_host(), steps=4)

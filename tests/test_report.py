@@ -4,12 +4,14 @@ Chromium (screenshot, DOM, console), without matplotlib, escaped, and small and 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ganzoo.cli.main import cli
+from ganzoo.evaluation import html_compare
+from ganzoo.evaluation.compare_report import budget_text, interval_text, plural, write_report
+from ganzoo.evaluation.html_parts import chance_lines
 from ganzoo.evaluation.html_report import write_html_report
 from ganzoo.evaluation.svg_plot import Chart, Series, line_chart, nice_ticks, segments
 
@@ -107,7 +112,7 @@ def test_a_run_report_renders_in_chromium(host, real_run, tmp_path):
     assert len(re.findall(r'<img src="data:image/png;base64,', dom)) == 2  # one grid per epoch
     titles = re.findall(r'<svg class="chart"[^>]*aria-label="([^"]+)"', dom)
     assert titles == ["Losses per epoch", "D accuracy per epoch", "FID per epoch", "KID per epoch", "classes covered per epoch"]
-    assert "chance 1/(N+1) = 0.333" in dom and "G2 alone" in dom
+    assert "chance 0.333 (tuple policy)" in dom and "G2 alone" in dom
     assert 'strategy = "psg"' in dom  # the full config
 
 
@@ -146,16 +151,19 @@ def test_the_report_needs_no_matplotlib(compare_dir, real_run, tmp_path, monkeyp
             assert "matplotlib" not in module.read_text()
 
 
-def fake_run(run: Path, epochs: int, n_gens: int, seed: int, strategy: str = "psg") -> None:
-    """A run folder as ganzoo writes it, with made-up numbers and tiny sample grids."""
+def fake_run(run: Path, epochs: int, n_gens: int, seed: int, strategy: str = "psg", chance: float | None = None,
+             extras: dict[str, list[float]] | None = None) -> None:
+    """A run folder as ganzoo writes it, with made-up numbers and tiny sample grids; chance defaults to
+    the tuple policy's 1/(N+1), extras (the policy's own scalars) to none."""
     (run / "samples").mkdir(parents=True)
     (run / "config.toml").write_text(f'[train]\nstrategy = "{strategy}"\nn_gens = {n_gens}\nseed = {seed}\n')
     lines = []
     for e in range(1, epochs + 1):
         fid = 300 / e + seed
         lines.append(json.dumps({"epoch": e, "step": 10 * e, "partial": False, "d_loss": 0.6 + 0.1 / e, "g_loss": [1.0 + 0.01 * g for g in range(n_gens)],
-                                 "g_loss_mean": 1.0, "loss_gap": 0.4, "d_accuracy": 0.5, "chance": 1 / (n_gens + 1), "seconds": 1.0,
-                                 "fid": fid, "kid": fid / 2, "classes": 10, "fid_per_generator": [fid] * n_gens}))
+                                 "g_loss_mean": 1.0, "loss_gap": 0.4, "d_accuracy": 0.5, "chance": chance or 1 / (n_gens + 1), "seconds": 1.0,
+                                 "fid": fid, "kid": fid / 2, "classes": 10, "fid_per_generator": [fid] * n_gens,
+                                 **({"extras": {k: v[e - 1] for k, v in extras.items()}} if extras else {})}))
         Image.effect_noise((40, 40 * n_gens), 60 + e).convert("L").save(run / "samples" / f"epoch-{e:04d}.png")
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     generators = [{"fid": 100.0, "classes": 5, "class_histogram": [10 * ((c + g) % 2) for c in range(10)]} for g in range(n_gens)]
@@ -186,11 +194,11 @@ def test_a_big_comparison_stays_small_and_quick(tmp_path):
 
 def test_strings_from_files_are_escaped(tmp_path):
     run = tmp_path / "run"
-    fake_run(run, 3, 2, 0)
+    fake_run(run, 3, 2, 0, extras={"<i>x</i>": [1.0, 2.0, 3.0]})
     evil = '<script>alert(1)</script>'
     (run / "config.toml").write_text(f'[train]\nstrategy = "{evil}"\ndataset = "<img src=x onerror=alert(2)>"\n[meta]\narchitecture = "{evil}"\n')
     html = write_html_report(run).path.read_text()
-    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "<script>alert" not in html and "<img src=x" not in html and "<i>x" not in html and "&lt;i&gt;x" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
@@ -232,3 +240,142 @@ def test_svg_plot_ticks_gaps_and_escaping():
     svg = line_chart(Chart("<b>", [Series("a&b", [1, 2], [0.5, 0.7]), Series("c", [1, 2], [1, 2])]))
     assert svg.startswith("<svg") and "&lt;b&gt;" in svg and "a&amp;b" in svg and svg.count("<polyline") == 2
     assert "no data" in line_chart(Chart("empty", [Series("a", [], [])]))
+
+
+@pytest.fixture(scope="module")
+def rpgan_run(host, tmp_path_factory):
+    """A real R3GAN-loss run with two generators: its policy judges each image alone (chance 0.5, not
+    1/(N+1) = 1/3) and logs its own scalars, the R1 and R2 penalties (extras r1, r2); 2 epochs of 4 steps."""
+    run = tmp_path_factory.mktemp("report") / "rpgan-run"
+    trained = invoke(host, "train", "rpgan", "--n-gens", "2", "--limit-data", "128", "--batch-size", "32", "--steps", "8",
+                     "--log-every", "4", "--device", "cpu", "--out", str(run), "--quiet")
+    assert trained.exit_code == 0, trained.output
+    return run
+
+
+def copied_run(run: Path, target: Path, factor: float) -> None:
+    """A copy of run whose extras are scaled by factor (another seed)."""
+    shutil.copytree(run, target)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in records:
+        r["extras"] = {k: v * factor for k, v in r.get("extras", {}).items()}
+    (target / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_the_chance_line_is_the_policys_level_not_a_formula(rpgan_run, tmp_path):
+    records = [json.loads(line) for line in (rpgan_run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["chance"] for r in records} == {0.5}  # what the input policy says, with N = 2
+    html = write_html_report(rpgan_run).path.read_text()
+    assert re.findall(r">(chance [^<]*)</text>", html) == ["chance 0.500 (rpgan policy)"] and "N+1" not in html
+    fake_run(tmp_path / "binary", 3, 2, 0, chance=0.5)  # two generators, a binary policy, no policy named in config.toml
+    assert re.findall(r">(chance [^<]*)</text>", write_html_report(tmp_path / "binary").path.read_text()) == ["chance 0.500"]
+    assert [r.label for r in chance_lines([("a", 0.5, ""), ("b", 0.5, "")])] == ["chance 0.500"]
+    assert [r.label for r in chance_lines([("psg2", 1 / 3, "#1"), ("sngan", 0.5, "#2"), ("rpgan", 0.5, "#3")])] == \
+        ["chance 0.333 (psg2)", "chance 0.500 (sngan, rpgan)"]
+
+
+@pytest.fixture(scope="module")
+def extras_compare(rpgan_run, real_run, tmp_path_factory):
+    """A compare folder of two configurations: rpgan2 (2 seeds, with extras r1 and r2, chance 0.5) and
+    psg2 (1 seed, the tuple policy: chance 1/3, no extras); report.md and report.html written."""
+    out = tmp_path_factory.mktemp("report") / "cmp-extras"
+    copied_run(rpgan_run, out / "runs" / "rpgan2" / "seed-0", 1.0)
+    copied_run(rpgan_run, out / "runs" / "rpgan2" / "seed-1", 3.0)
+    shutil.copytree(real_run, out / "runs" / "psg2" / "seed-0")
+    settings = {**SETTINGS, "specs": ["rpgan2=rpgan --n-gens 2", "psg2=psg --n-gens 2"], "seeds": 2}
+    (out / "compare.json").write_text(json.dumps({"settings": settings, "command": "ganzoo compare ..."}))
+    specs = [types.SimpleNamespace(label="rpgan2", strategy="rpgan"), types.SimpleNamespace(label="psg2", strategy="psg")]
+    write_report(out, specs, 2, settings)
+    write_html_report(out)
+    return out
+
+
+def test_a_policys_extras_are_plotted_on_the_run_page(rpgan_run, real_run, tmp_path):
+    html = write_html_report(rpgan_run).path.read_text()
+    titles = re.findall(r'<svg class="chart"[^>]*aria-label="([^"]+)"', html)
+    assert titles == ["Losses per epoch", "D accuracy per epoch", "The policy&#x27;s own scalars per epoch"]
+    chart = html[html.index('aria-label="The policy&#x27;s own scalars per epoch"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert chart.count("<polyline") == 2 and ">r1</text>" in chart and ">r2</text>" in chart  # a line and a legend entry each
+    assert "<th>r1</th><th>r2</th>" in html  # and a column each in the numbers per epoch
+    fake_run(tmp_path / "one", 3, 2, 0, extras={"gp": [0.5, 0.01234567, 2e-5]})  # one scalar: no legend, so the title names it
+    html = write_html_report(tmp_path / "one").path.read_text()
+    assert 'aria-label="gp per epoch (the policy&#x27;s own scalar)"' in html
+    assert '<td class="num">0.01235</td>' in html and '<td class="num">2e-05</td>' in html  # significant digits, not 0.000
+    without = write_html_report(real_run, real_run.parent / "plain.html").path.read_text()
+    assert "own scalar" not in without and "<th>r1</th>" not in without
+
+
+def test_a_policys_extras_are_plotted_on_the_compare_page(extras_compare, compare_dir, monkeypatch):
+    html = (extras_compare / "report.html").read_text()
+    assert "<h3>The policies' own scalars</h3>" in html
+    assert 'aria-label="r1 per epoch (rpgan2)"' in html and 'aria-label="r2 per epoch (rpgan2)"' in html  # only rpgan2 logs them
+    assert "r1, last epoch (the policy&#x27;s own scalar)" in html  # a row of the summary per configuration
+    assert "chance 0.333 (psg2)" in html and "chance 0.500 (rpgan2)" in html
+    drawn = []
+    monkeypatch.setattr(html_compare, "line_chart", lambda chart: drawn.append(chart) or "")
+    runs = {"rpgan2": [s for s in (html_compare.summarise(extras_compare / "runs" / "rpgan2" / f"seed-{i}", "lenet") for i in (0, 1)) if s],
+            "psg2": [html_compare.summarise(extras_compare / "runs" / "psg2" / "seed-0", "lenet")]}
+    html_compare.curves(runs)
+    r1 = next(c for c in drawn if c.title == "r1 per epoch (rpgan2)")
+    (line,) = r1.series  # psg2 logs no r1: no line for it
+    values = [r["extras"]["r1"] for r in runs["rpgan2"]]
+    assert line.label == "rpgan2" and line.y == pytest.approx([(a + b) / 2 for a, b in zip(*values)])  # mean over seeds
+    assert line.low == pytest.approx([min(v) for v in zip(*values)]) and line.high == pytest.approx([max(v) for v in zip(*values)])
+    plain = (compare_dir / "report.html").read_text()  # no run with extras: no such section, row or figure
+    assert "own scalar" not in plain and not (compare_dir / "extras.png").exists()
+    assert "own scalar" not in (compare_dir / "report.md").read_text()
+
+
+def test_the_markdown_report_has_the_extras_and_the_policys_chance(extras_compare, rpgan_run, real_run, tmp_path, monkeypatch):
+    markdown = (extras_compare / "report.md").read_text()
+    assert re.search(r"^\| r1, last epoch \(the policy's own scalar\) \| [0-9.]+ ± [0-9.]+ .* \| - \|$", markdown, re.M)
+    if importlib.util.find_spec("matplotlib") is None:
+        return
+    assert "![extras.png](extras.png)" in markdown and (extras_compare / "extras.png").exists()
+    import matplotlib.pyplot as plt  # the figures' own labels, read before they are closed
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    specs = [types.SimpleNamespace(label="rpgan2", strategy="rpgan"), types.SimpleNamespace(label="psg2", strategy="psg")]
+    write_report(extras_compare, specs, 2, {**SETTINGS, "seeds": 2})
+    monkeypatch.undo()
+    legends = [t.get_text() for f in figures for ax in f.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "chance 0.500" in legends and "chance 0.333" in legends and not any("N+1" in t for t in legends)
+    panels = {ax.get_title(): [t.get_text() for t in ax.get_legend().get_texts()] for f in figures for ax in f.axes if "own scalar" in ax.get_title()}
+    assert panels == {"r1 per epoch (the policy's own scalar)": ["rpgan2"], "r2 per epoch (the policy's own scalar)": ["rpgan2"]}
+    for figure in figures:
+        plt.close(figure)
+
+
+def test_counts_read_right_for_one_and_for_many(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # report.md without its figures: quicker
+    assert [plural(1, "seed"), plural(3, "seed"), plural(0, "run"), plural(1.0, "minute"), plural(2.5, "minute")] == \
+        ["1 seed", "3 seeds", "0 runs", "1 minute", "2.5 minutes"]
+    assert [interval_text(1), interval_text("2"), interval_text("60s")] == ["every epoch", "every 2 epochs", "every 60s of training"]
+    assert budget_text({"epochs": 1, "minutes": 1.0}) == "1 epoch or 1 minute of training"
+    assert budget_text({"epochs": 5, "minutes": 10.0}) == "5 epochs or 10 minutes of training"
+    one, many = tmp_path / "one", tmp_path / "many"
+    fake_run(one / "runs" / "psg1" / "seed-0", 1, 1, 0)
+    (one / "runs" / "psg1" / "seed-0" / "eval-lenet.json").unlink()  # its protocol is not the whole one report.md prints
+    fake_run(many, 3, 3, 0)
+    lines = (many / "metrics.jsonl").read_text().splitlines()
+    (many / "metrics.jsonl").write_text("\n".join([*lines[:-1], lines[-1].replace('"partial": false', '"partial": true')]) + "\n")
+    html = write_html_report(one / "runs" / "psg1" / "seed-0").path.read_text()
+    assert "with 1 generator," in html and "1 epoch finished" in html and "1 of 1 epoch&#x27;s grid embedded" in html
+    html = write_html_report(many).path.read_text()
+    assert "with 3 generators," in html and "2 epochs finished and part of epoch 3" in html and "3 of 3 epochs&#x27; grids embedded" in html
+    settings = {**SETTINGS, "specs": ["psg1"], "seeds": 1, "epochs": 1, "limit_data": 1, "eval_n": 1}
+    (one / "compare.json").write_text(json.dumps({"settings": settings}))
+    html = write_html_report(one).path.read_text()
+    assert "1 configuration x 1 seed, 1 epoch, dataset mnist (first 1 image); evaluated every epoch on 1 sample," in html
+    markdown = write_report(one, [types.SimpleNamespace(label="psg1", strategy="psg")], 1, settings).read_text()
+    assert "- settings: 1 seed (0), 1 epoch, dataset mnist (first 1 image), evaluated every epoch on 1 sample" in markdown
+    for text in (html, markdown):
+        assert not re.search(r"\b1 (generators|seeds|runs|epochs|configurations|samples|images)\b|\(s\)", text)
+
+
+@needs_chromium
+def test_a_run_with_extras_renders_in_chromium(rpgan_run, tmp_path):
+    dom, console, shot = browse(write_html_report(rpgan_run, tmp_path / "rpgan.html").path, tmp_path)
+    assert_rendered(dom, console, shot, ["Curves", "Sample grids", "Numbers per epoch", "Configuration", "Evaluation protocol"])
+    assert "The policy's own scalars per epoch" in dom and "chance 0.500 (rpgan policy)" in dom

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import torch
-from ganzoo_binary.binary_policy import BinaryPolicy, binary_losses
-from ganzoo_psg.tuple_policy import TuplePolicy, tuple_losses
-from ganzoo_rpgan.policy import PairingPolicy, pairing_losses
+from ganzoo.plugins.binary.binary_policy import BinaryPolicy, binary_losses
+from ganzoo.plugins.psg.tuple_policy import TuplePolicy, tuple_losses
+from ganzoo.plugins.rpgan.policy import PairingPolicy, pairing_losses
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -21,7 +21,7 @@ from ganzoo.core.errors import GanzooError
 from ganzoo.core.penalties import gradient_penalty, scores_and_penalty
 from ganzoo.testing import smoke_train
 from ganzoo.training.precision import Autocast
-from ganzoo.training.rundir import read_metrics
+from ganzoo.runs.rundir import read_metrics
 from tests.helpers import TINY, invoke
 
 
@@ -141,7 +141,7 @@ def test_the_registered_policies_read_r1_from_the_runs_options(tiny_host):
     registry = tiny_host.registry
     for strategy in ("dcgan", "psg"):
         config = new_config(registry, strategy, None, {"dataset": "tiny"})
-        assert "r1" not in config.options and registry.get("input policy", config.policy).build(config).r1 == 0.0
+        assert config.options["r1"] == 0.0 and registry.get("input policy", config.policy).build(config).r1 == 0.0  # the declared default
         given = new_config(registry, strategy, None, {"dataset": "tiny"}, {"r1": 2})
         assert registry.get("input policy", given.policy).build(given).r1 == 2.0
     record = smoke_train("psg", host=tiny_host, options={"r1": 1.0})

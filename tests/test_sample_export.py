@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ganzoo.training.sample_export import export_samples, file_name
-from ganzoo.training.sampling import Draw, open_draw
+from ganzoo.runs.sample_export import export_samples, file_name
+from ganzoo.runs.sampling import Draw, open_draw
 
 from .helpers import TINY, invoke
 
@@ -111,7 +111,7 @@ def test_large_exports_stream_in_bounded_chunks(tiny_host, run_dir, tmp_path):
 def test_png_dir_is_written_whole_or_not_at_all(tiny_host, run_dir, tmp_path, monkeypatch):
     out = tmp_path / "pngs"
     draw = open_draw(tiny_host, run_dir)
-    import ganzoo.training.sample_export as export_module
+    import ganzoo.runs.sample_export as export_module
 
     calls = []
 

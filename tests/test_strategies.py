@@ -9,14 +9,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from ganzoo_gman import Gman
-from ganzoo_madgan.policy import madgan_losses
-from ganzoo_mgan.policy import mgan_losses
-from ganzoo_binary.pac_policy import PacPolicy, pack
-from ganzoo_psg.tuple_policy import tuple_losses
+from ganzoo.plugins.gman.aggregation import Gman
+from ganzoo.plugins.madgan.policy import madgan_losses
+from ganzoo.plugins.mgan.policy import mgan_losses
+from ganzoo.plugins.binary.pac_policy import PacPolicy, pack
+from ganzoo.plugins.psg.tuple_policy import tuple_losses
 from PIL import Image
 
-from ganzoo.training.checkpoint import read_checkpoint
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.core.config import make_config
 from ganzoo.testing import make_host
 from ganzoo.training.trainer import Trainer
@@ -140,7 +140,7 @@ def test_mgan_options_from_the_command_line_and_a_config_file(tiny_host, tmp_pat
                     "--out", str(run_dir), "--json")
     assert result.exit_code == 0, result.output
     tensors, manifest = read_checkpoint(run_dir)
-    assert manifest["config"]["options"] == {"mgan_beta": 0.1, "share_layers": False}
+    assert manifest["config"]["options"] == {"mgan_beta": 0.1, "share_layers": False, "ema": 0.0, "ema_warmup": False, "tensorboard": ""}
     assert manifest["discriminator"] == {"packing": 1, "outputs": 3}
     assert not torch.equal(tensors["generator.0.net.4.weight"], tensors["generator.1.net.4.weight"])  # not shared
     config = tmp_path / "mgan.toml"
@@ -181,7 +181,8 @@ def test_gman_trains_with_psg_from_the_cli(tiny_host, tmp_path):
     result = invoke(tiny_host, "train", "psg", *TINY, "--aggregation", "gman", "--gman-lambda", "3", "--steps", "2",
                     "--out", str(run_dir), "--json")
     assert result.exit_code == 0, result.output
-    assert read_checkpoint(run_dir)[1]["config"]["options"] == {"gman_lambda": 3.0, "ema": 0.999, "ema_warmup": True}
+    assert read_checkpoint(run_dir)[1]["config"]["options"] == {"gman_lambda": 3.0, "ema": 0.999, "ema_warmup": True, "r1": 0.0,
+                                                                 "tensorboard": ""}
     bad = invoke(tiny_host, "train", "psg", "--aggregation", "gman", "--gman-lambda", "-1")
     assert bad.exit_code == 2 and bad.stderr == "error: --gman-lambda must be a number in [0.0, 1000000.0], got -1.0\n"
 
@@ -219,7 +220,7 @@ def test_pacgan_discriminator_sees_m_times_the_channels(tiny_host, tmp_path):
     tensors, manifest = read_checkpoint(run_dir)
     assert tensors["discriminator.net.0.weight"].shape[1] == 12  # 4 packed RGB images
     assert manifest["discriminator"] == {"packing": 4, "outputs": 1}
-    assert manifest["config"]["options"] == {"loss": "bce", "pack": 4}
+    assert manifest["config"]["options"] == {"loss": "bce", "pack": 4, "ema": 0.0, "ema_warmup": False, "tensorboard": ""}
     bad = invoke(tiny_host, "train", "pacgan", *TINY, "--pack", "3", "--out", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and bad.stderr == "error: batch-size 16 is not a multiple of --pack 3\n"
     assert not (tmp_path / "bad").exists()

@@ -46,7 +46,8 @@ def test_losses_accuracy_samples_and_fid_are_logged(tmp_path):
     images = events.Images("samples")
     assert [i.step for i in images] == [8, 16] and images[0].width == 242
     saved = tomllib.loads(run_dir.joinpath("config.toml").read_text())["train"]["options"]
-    assert saved == {"tensorboard": str(logs.resolve()), "ema": 0.999, "ema_warmup": True}  # absolute: a resume from elsewhere logs here too
+    # absolute: a resume from elsewhere logs here too
+    assert saved == {"tensorboard": str(logs.resolve()), "ema": 0.999, "ema_warmup": True, "r1": 0.0}
 
 
 def test_off_unless_asked_and_a_clear_error_without_the_package(tmp_path, monkeypatch):
@@ -80,4 +81,5 @@ def test_resume_keeps_logging_and_may_move_the_logs(tmp_path):
         steps[folder.name] = [e.step for e in events.Scalars("train/d_loss")]
     assert steps == {"tb1": [1, 2, 3], "tb2": [4]}
     saved = tomllib.loads(run_dir.joinpath("config.toml").read_text())["train"]["options"]
-    assert saved == {"loss": "bce", "tensorboard": str(second.resolve())}  # dcgan's loss, and the moved logs
+    # dcgan's loss, and the moved logs
+    assert saved == {"loss": "bce", "tensorboard": str(second.resolve()), "ema": 0.0, "ema_warmup": False, "r1": 0.0}

@@ -74,7 +74,7 @@ def test_the_clock_leaves_out_paused_time():
 def test_eval_every_steps_scores_the_shown_weights_and_the_budget_end(small_run, host, tmp_path):
     """Evaluations at steps 3 and 6 and at the budget's end (7), of the EMA weights, with the same
     numbers as ganzoo eval of the saved run; training itself is not changed by them."""
-    from ganzoo.cli.eval import evaluate_run
+    from ganzoo.evaluation.run_eval import evaluate_run
 
     plain = small_run("psg", out=tmp_path / "plain", steps=7, limit_data=128, options={"ema": 0.9})
     trainer = small_run("psg", out=tmp_path / "run", steps=7, limit_data=128, eval_every="3steps", eval_n=200,

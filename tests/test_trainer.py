@@ -9,7 +9,7 @@ import torch
 
 from ganzoo import hookimpl
 from ganzoo.core.config import make_config
-from ganzoo.core.errors import DataError
+from ganzoo.core.errors import DataError, GanzooError
 from ganzoo.core.host import load_host
 from ganzoo.training.trainer import Trainer
 
@@ -66,14 +66,10 @@ def _state(trainer):
     return {k: v.clone() for k, v in trainer.tensors().items() if not k.startswith("metrics")}
 
 
-def test_resume_continues_exactly(host, small_run, tmp_path):
+def test_resume_continues_exactly(host, small_run, resume_run, tmp_path):
     straight = small_run("psg", steps=6, out=tmp_path / "straight")
-    small_run("psg", steps=3, out=tmp_path / "split")
-    config = make_config("psg", host.registry.get("strategy", "psg").defaults,
-                         {"limit_data": 256, "batch_size": 32, "steps": 6, "device": "cpu", "log_every": 2, "sample_count": 8})
-    resumed = Trainer(config, host, tmp_path / "split", resume=True)
-    assert resumed.step == 3
-    resumed.run()
+    assert small_run("psg", steps=3, out=tmp_path / "split").step == 3
+    resumed = resume_run(tmp_path / "split", steps=6)
     a, b = _state(straight), _state(resumed)
     assert a.keys() == b.keys()
     for key in a:
@@ -112,7 +108,7 @@ def test_observer_hooks_are_called_in_order(tmp_path):
     config = make_config("sngan", host.registry.get("strategy", "sngan").defaults,
                          {"limit_data": 64, "batch_size": 32, "steps": 3, "device": "cpu", "sample_count": 4})
     (tmp_path / "samples").mkdir()
-    Trainer(config, host, tmp_path).run()
+    Trainer(config, host, tmp_path).run()  # a trainer of one's own trains in a folder one made
     assert recorder.calls == [
         ("start", 0),
         ("step", 1), ("step", 2), ("checkpoint", "checkpoint.safetensors"), ("epoch", 1, 2),
@@ -152,12 +148,15 @@ def test_an_observer_that_raises_is_named(tmp_path):
     host = load_host(plugins=[Exploding()])
     config = make_config("sngan", host.registry.get("strategy", "sngan").defaults,
                          {"limit_data": 64, "batch_size": 32, "steps": 3, "device": "cpu", "sample_count": 4})
+    (tmp_path / "samples").mkdir()
     with pytest.raises(PluginError, match="plugin 'Exploding' raised in ganzoo_on_epoch_end at step 2: ValueError: disk"):
         Trainer(config, host, tmp_path).run()
     assert (tmp_path / "checkpoint.safetensors").exists()  # the epoch's checkpoint came first
+    with pytest.raises(GanzooError, match="is not a run folder"):
+        Trainer(config, host, tmp_path / "never-made").run()
 
 
-def test_resume_drops_records_the_checkpoint_never_saw(host, small_run, tmp_path):
+def test_resume_drops_records_the_checkpoint_never_saw(host, small_run, resume_run, tmp_path):
     import json
 
     run_dir = tmp_path / "run"
@@ -166,9 +165,7 @@ def test_resume_drops_records_the_checkpoint_never_saw(host, small_run, tmp_path
     lines = metrics.read_text().splitlines()
     # a crash after appending a record but before its checkpoint, then a torn line
     metrics.write_text("\n".join(lines + [lines[-1].replace('"step": 3', '"step": 4'), '{"epoch": 3, "st']) + "\n")
-    config = make_config("sngan", host.registry.get("strategy", "sngan").defaults,
-                         {"limit_data": 64, "batch_size": 32, "steps": 6, "device": "cpu", "log_every": 2, "sample_count": 8})
-    Trainer(config, host, run_dir, resume=True).run()
+    resume_run(run_dir, steps=6)
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     # the planted step-4 record (partial) is gone; the real one (a full epoch 2) took its place
     assert [(r["step"], r["partial"]) for r in records] == [(2, False), (3, True), (4, False), (6, False)]

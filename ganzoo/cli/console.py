@@ -16,7 +16,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ganzoo import hookimpl
 
 
 class SpeedColumn(ProgressColumn):
@@ -45,9 +44,10 @@ def eval_text(record: dict[str, Any]) -> str:
 
 
 class ProgressObserver:
-    """Shows a rich progress bar with it/s, ETA and the live metrics the trainer read last."""
+    """Shows a rich progress bar with it/s, ETA and the live metrics the trainer read last: an
+    observer the command line hands to the run it starts (its methods are the run's hooks)."""
 
-    def __init__(self, trainer, console: Console | None = None):
+    def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -60,7 +60,6 @@ class ProgressObserver:
         )
         self.task = None
 
-    @hookimpl
     def ganzoo_on_train_start(self, trainer):
         self.progress.start()
         self.start = (trainer.step, trainer.state.clock.seconds)
@@ -68,7 +67,6 @@ class ProgressObserver:
             trainer.config.strategy, total=self.expected_steps(trainer), completed=trainer.step, metrics=metrics_text(trainer.latest)
         )
 
-    @hookimpl
     def ganzoo_on_step_end(self, trainer, step):
         fields = {}
         if step % trainer.config.log_every == 0:
@@ -88,7 +86,6 @@ class ProgressObserver:
         left = max(0.0, minutes * 60 - trainer.state.clock.seconds)
         return min(trainer.total_steps, trainer.step + round(left * steps / seconds))
 
-    @hookimpl
     def ganzoo_on_epoch_end(self, trainer, epoch, metrics):
         self.progress.console.print(
             f"epoch {epoch}: {metrics_text(metrics)}  gap {metrics['loss_gap']:.3f}  "

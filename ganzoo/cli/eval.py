@@ -5,44 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ganzoo.training import rundir
-from ganzoo.core.errors import GanzooError
-from ganzoo.core.files import write_atomic
+from ganzoo.core.files import json_safe
 
 HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes", "class_kl",
             "inception_score", "modes", "modes_kl")
-
-
-def evaluate_run(host: Any, run: Path, *, n: int | None = None, features: str = "lenet", split: str = "test", n_real: int = 0,
-                 seed: int = 0, weights: str = "auto", retrain: bool = False, data_root: Path | None = None,
-                 device: str = "cpu", log: Any = lambda _: None, progress: Any = None) -> dict[str, Any]:
-    """Evaluate the checkpoint of a run directory (or a checkpoint file); return the result."""
-    from ganzoo.evaluation.evaluator import build_evaluator
-    from ganzoo.training.sampling import check_seed, load_generators
-    from ganzoo.training.resume import resolve_device
-
-    check_seed(seed)
-    generators, manifest = load_generators(host, run, device, weights)
-    config = manifest["config"]
-    root = data_root or (Path(config["data_root"]) if config.get("data_root") else None)
-    if n is None:
-        n = host.registry.get("dataset", config["dataset"].partition(":")[0]).eval_samples
-    evaluator = build_evaluator(host, config["dataset"], features=features, split=split, n_real=n_real, data_root=root,
-                                retrain=retrain, device=resolve_device(device), log=log, progress=progress)
-    result = evaluator(generators, n=n, seed=seed, z_dim=int(config["z_dim"]), progress=progress)
-    result["protocol"].update(step=manifest.get("step"), strategy=manifest.get("strategy"), weights=manifest["weights"])
-    return result
-
-
-def result_path(run: Path, features: str) -> Path:
-    return (run if run.is_dir() else run.parent) / f"eval-{features}.json"
 
 
 @click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,16 +37,11 @@ def eval_command(ctx: click.Context, run: Path, n: int | None, features: str, sp
     classes covered, KL to uniform and IS (or modes on Stacked MNIST) from its classifier. For runs
     with several generators, the same per generator and how the classes are shared among them."""
     from ganzoo.cli.context import get_host, warn_broken
+    from ganzoo.evaluation.run_eval import check_run, evaluate_run, result_path
 
     host = get_host(ctx)
     warn_broken(host)
-    try:
-        if not run.exists():
-            raise GanzooError(f"no such run directory or checkpoint: {run}")
-        if run.is_dir() and not os.path.lexists(run / rundir.CHECKPOINT):
-            raise GanzooError(f"{run} has no {rundir.CHECKPOINT}; is it a ganzoo run directory?")
-    except OSError as exc:  # a name too long, a folder we may not enter
-        raise GanzooError(f"cannot use {run}: {exc.strerror or exc}") from None
+    check_run(run)
 
     def log(message: str) -> None:
         if not as_json:
@@ -83,16 +50,13 @@ def eval_command(ctx: click.Context, run: Path, n: int | None, features: str, sp
     with progress_bar(enabled=not as_json) as progress:
         result = evaluate_run(host, run, n=n, features=features, split=split, n_real=n_real, seed=seed, weights=weights,
                               retrain=retrain_classifier, data_root=data_root, device=device, log=log, progress=progress)
-    out = result_path(run, features)
-    text = json.dumps(rundir.json_safe(result), indent=1, allow_nan=False)
-    write_atomic(out, (text + "\n").encode())
     if as_json:
-        click.echo(text)
+        click.echo(json.dumps(json_safe(result), indent=1, allow_nan=False))
         return
     from rich.console import Console
 
     console = Console()
-    for table in result_tables(result, title=f"{run} ({out.name})"):
+    for table in result_tables(result, title=f"{run} ({result_path(run, features).name})"):
         console.print(table)
 
 

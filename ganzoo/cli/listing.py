@@ -16,13 +16,14 @@ PLURALS = ("strategies", "policies", "aggregations", "architectures", "datasets"
 
 
 def option_row(option: Any) -> dict[str, Any]:
-    return {"flag": option.flag, "key": option.key, "help": option.help, "flag_only": option.is_flag,
+    return {"flag": option.flag, "key": option.key, "help": option.help, "default": option.default, "flag_only": option.is_flag,
             "may_change_on_resume": option.resume}
 
 
-def part_row(entry: Any) -> dict[str, Any]:
+def part_row(entry: Any, host: Any) -> dict[str, Any]:
     part = entry.part
-    row = {"name": entry.name, "plugin": entry.plugin, "summary": getattr(part, "summary", "")}
+    row = {"name": entry.name, "plugin": entry.plugin, "distribution": host.distribution(entry.plugin),
+           "summary": getattr(part, "summary", "")}
     if isinstance(part, TrainOption):  # an observer plugin's option, accepted in every run
         return {**row, **option_row(part)}
     if hasattr(part, "options"):
@@ -43,7 +44,7 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     """List strategies, input policies, aggregations, architectures and datasets, with their plugins."""
     host = get_host(ctx)
     plurals = dict(zip(PLURALS, KINDS))
-    listing = {plural: [part_row(e) for e in host.registry.entries(k)] for plural, k in plurals.items() if kind in (None, plural)}
+    listing = {plural: [part_row(e, host) for e in host.registry.entries(k)] for plural, k in plurals.items() if kind in (None, plural)}
     warn_broken(host)
     if as_json:
         click.echo(json.dumps(listing, indent=2, default=str))
@@ -55,13 +56,14 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     console = Console()
     for k, rows in listing.items():
         table = Table(title=k, title_justify="left", expand=False)
-        for column in ("name", "plugin", "summary"):
+        for column in ("name", "plugin (distribution)", "summary"):
             table.add_column(column)
         for row in rows:  # escaped: a summary's "[default: off]" is text, not rich markup
             summary = row["summary"]
             if row.get("options"):
                 summary += "\noptions: " + ", ".join(o["flag"] for o in row["options"])
-            table.add_row(*(escape(v) for v in (row["name"], row["plugin"], summary)))
+            plugin = f"{row['plugin']} ({row['distribution'] or 'no distribution'})"
+            table.add_row(*(escape(v) for v in (row["name"], plugin, summary)))
         console.print(table)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ganzoo import __version__
+from ganzoo import PLUGIN_API, __version__
 from ganzoo.cli.compare import compare_command
 from ganzoo.cli.context import CONTEXT, PluginGroup, UsageFailure, get_host
 from ganzoo.cli.eval import eval_command
@@ -41,7 +41,7 @@ class TrainGroup(PluginGroup):
 
 
 @click.group(cls=RootGroup, context_settings=CONTEXT)
-@click.version_option(__version__, "--version", "-V", prog_name="ganzoo")
+@click.version_option(__version__, "--version", "-V", prog_name="ganzoo", message=f"%(prog)s %(version)s (plugin API {PLUGIN_API})")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option("--plugin", "plugin_files", multiple=True, type=click.Path(path_type=Path),  # checked by load_plugin_file
               help="Also load this .py file as a plugin (repeatable); no packaging needed.")

@@ -35,7 +35,7 @@ def sample(ctx: click.Context, run_dir: Path, fmt: str, count: int, out: Path | 
     """Write samples from a run: a PNG grid with one block of rows per generator (the default), a
     folder of PNGs, or an .npz. --n is per generator."""
     from ganzoo.cli.eval import progress_bar
-    from ganzoo.training.sampling import check_out_folder, check_seed, open_draw, sample_grid
+    from ganzoo.runs.sampling import check_out_folder, check_seed, open_draw, sample_grid
 
     if columns is not None and fmt != "grid":
         raise GanzooError(f"--columns lays out a grid; --format {fmt} writes one image per sample")
@@ -47,7 +47,7 @@ def sample(ctx: click.Context, run_dir: Path, fmt: str, count: int, out: Path | 
                                         seed=seed, device=device, weights=weights, progress=progress)
             click.echo(f"wrote {written} ({used} weights)")
             return
-        from ganzoo.training.sample_export import export_samples
+        from ganzoo.runs.sample_export import export_samples
 
         check_seed(seed)
         check_out_folder(out)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ganzoo.core.config import AMP_CHOICES, VMAP_CHOICES
+from ganzoo.core.config import AMP_CHOICES, LR_SCHEDULES, OPTIMIZERS, VMAP_CHOICES
 from ganzoo.core.options import OBSERVER, OwnedOption
 from ganzoo.core.parts import Strategy
 
@@ -33,10 +33,16 @@ CORE = [
      "Stop at the first logging point after M minutes of training time (evaluations and checkpoints not counted); "
      "without --epochs or --steps, no other limit. Resumable; a resume may give a larger M. [default: 0, no time limit]"),
     (["--batch-size"], {"type": int}, "Real images per batch. {default}"),
-    (["--lr"], {"type": float}, "Adam learning rate of the generators (and of D unless --lr-d is given). {default}"),
-    (["--lr-d"], {"type": float}, "Adam learning rate of D; 0: the same as --lr. {default}"),
-    (["--beta1"], {"type": float}, "Adam beta1. {default}"),
-    (["--beta2"], {"type": float}, "Adam beta2. {default}"),
+    (["--lr"], {"type": float}, "Learning rate of the generators (and of D unless --lr-d is given). {default}"),
+    (["--lr-d"], {"type": float}, "Learning rate of D; 0: the same as --lr. {default}"),
+    (["--beta1"], {"type": float}, "Adam's and AdamW's beta1. {default}"),
+    (["--beta2"], {"type": float}, "Adam's and AdamW's beta2. {default}"),
+    (["--optimizer"], {"type": click.Choice(OPTIMIZERS)}, "The generators' optimizer (and D's unless --optimizer-d). {default}"),
+    (["--optimizer-d"], {"type": click.Choice(OPTIMIZERS)}, "D's optimizer. [default: the same as --optimizer]"),
+    (["--momentum"], {"type": float}, "SGD's and RMSprop's momentum. {default}"),
+    (["--weight-decay"], {"type": float}, "Weight decay: an L2 penalty (adam, rmsprop, sgd) or decoupled (adamw). {default}"),
+    (["--lr-schedule"], {"type": click.Choice(LR_SCHEDULES)},
+     "The learning rate over the run's steps: constant, or a linear or cosine decay to 0 at the end of --steps/--epochs. {default}"),
     (["--n-dis"], {"type": int}, "Discriminator steps per generator step. {default}"),
     (["--z-dim"], {"type": int}, "Dimension of z. {default}"),
     (["--arch"], {}, "dcgan28, cnn32, or a plugin's. [default: the dataset's]"),
@@ -100,11 +106,26 @@ class PartOption(click.Option):
         option = owned.option
         decls = [f"{option.flag}/--no-{option.flag[2:]}" if option.is_flag else option.flag, PREFIX + option.key]
         kind = {} if option.is_flag else {"type": option.type}
-        owners = ", ".join(name for kind_, name in owned.owners)
-        text = option.help if default_value is None else f"{option.help} [{owners}; this strategy: {_show(default_value)}]"
-        super().__init__(decls, default=None, help=text if default_value is not None else f"{option.help} [{owners}]", **kind)
+        notes = [owner_words(owned)]
+        if option.default is not None:
+            notes.append(f"default: {_show(option.default) if option.default != '' else 'empty'}")
+        if default_value is not None:
+            notes.append(f"this strategy: {_show(default_value)}")
+        super().__init__(decls, default=None, help=f"{option.help} [{'; '.join(notes)}]", **kind)
         self.owned = owned
         self.ganzoo_group = group
+
+
+KIND_WORDS = {"strategy": ("strategy", "strategies"), "input policy": ("policy", "policies"),
+              "aggregation": ("aggregation", "aggregations"), OBSERVER: ("plugin", "plugins")}
+
+
+def owner_words(owned: OwnedOption) -> str:
+    """Who declares an option, by kind: "policies binary, pac", "policy gman, aggregation gman"."""
+    by_kind: dict[str, list[str]] = {}
+    for kind, name in owned.owners:
+        by_kind.setdefault(kind, []).append(name)
+    return ", ".join(f"{KIND_WORDS[kind][len(names) > 1]} {', '.join(names)}" for kind, names in by_kind.items())
 
 
 def part_options(strategy: Strategy, known: dict[str, OwnedOption]) -> list[PartOption]:

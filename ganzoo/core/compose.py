@@ -33,9 +33,11 @@ def split_file_settings(settings: Mapping[str, Any], known: Mapping[str, Any]) -
 def new_config(registry: Any, strategy_name: str, file_settings: Mapping[str, Any] | None = None,
                given: Mapping[str, Any] | None = None, given_options: Mapping[str, Any] | None = None) -> TrainConfig:
     """The settings of a new run: TrainConfig defaults < the strategy's defaults < the file < the
-    command line. Part options given by the user must belong to a part in use; when the user swaps
-    the strategy's policy or aggregation, the strategy's default options for parts no longer in use
-    are dropped. Every option value is checked."""
+    command line, and for part options: the option's declared default < the strategy's < the file <
+    the command line. Part options given by the user must belong to a part in use; when the user
+    swaps the strategy's policy or aggregation, the strategy's default options for parts no longer
+    in use are dropped. Every option value given is checked; every option of the parts in use that
+    declares a default is in the result."""
     strategy = registry.get("strategy", strategy_name)
     known = part_options.collect(registry)
     file_core, file_options = split_file_settings(file_settings or {}, known)
@@ -43,16 +45,16 @@ def new_config(registry: Any, strategy_name: str, file_settings: Mapping[str, An
     config = make_config(strategy_name, defaults, file_core, dict(given or {}))
     used = part_options.in_use(config)
     user_options = {**file_options, **(given_options or {})}
-    part_options.refuse_unowned(file_options, known, used, where=" (in the config file)")
-    part_options.refuse_unowned(given_options or {}, known, used)
-    unknown = sorted(set(file_options) - set(known))
-    if unknown:
-        raise GanzooError(f"unknown option {unknown[0]!r} in the config file (ganzoo list --json shows each part's options)")
+    for options, where in ((file_options, " in the config file"), (given_options or {}, "")):
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise GanzooError(f"unknown option {unknown[0]!r}{where} (ganzoo list --json shows each part's options)")
+        part_options.refuse_unowned(options, known, used, where=f" ({where.strip()})" if where else "")
     own_recipe = config.policy == defaults.get("policy", config.policy) and config.aggregation == defaults.get("aggregation", config.aggregation)
     if not own_recipe:  # the user swapped a part: the strategy's options for parts it no longer uses go
         default_options = part_options.keep_used(default_options, known, used)
-    merged = {**default_options, **user_options}
-    return replace(config, options=check_type("options", check_values(merged, known)))
+    merged = check_values({**default_options, **user_options}, known)
+    return replace(config, options=check_type("options", {**part_options.declared_defaults(known, used), **merged}))
 
 
 def check_values(values: Mapping[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from ganzoo.core.errors import GanzooError
 
 AMP_CHOICES = ("auto", "bf16", "off")  # --amp: ganzoo.training.precision.resolve_amp
 VMAP_CHOICES = ("auto", "on", "off")  # --vmap: ganzoo.training.generator_bank.use_vmap
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")  # --optimizer: ganzoo.training.optimizers
+LR_SCHEDULES = ("constant", "linear", "cosine")  # --lr-schedule: ganzoo.training.optimizers.lr_factor
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class TrainConfig:
     lr_d: float = 0.0  # D's learning rate; 0: the same as lr (a ratio other than 1 is TTUR, Heusel et al. 2017)
     beta1: float = 0.5
     beta2: float = 0.999
+    optimizer: str = "adam"  # the generators' optimizer (and D's unless optimizer_d is given)
+    optimizer_d: str = ""  # D's optimizer; empty: the same as optimizer
+    momentum: float = 0.0  # SGD's and RMSprop's momentum
+    weight_decay: float = 0.0  # L2 penalty (Adam, RMSprop, SGD) or decoupled decay (AdamW)
+    lr_schedule: str = "constant"  # the learning rate over the run: constant, or linear or cosine decay to 0
     epochs: int = 1  # 0 (only with minutes): no epoch limit
     steps: int = 0  # 0: run whole epochs; >0: stop after this many generator steps
     minutes: float = 0.0  # >0: also stop at the first logging point after this many minutes of training time
@@ -69,7 +76,7 @@ class TrainConfig:
 
     @property
     def loss(self) -> str:
-        """Plugin API 0.2's ``config.loss``: now the binary policies' option ``options["loss"]``."""
+        """Plugin API 0.2's ``config.loss``, until 0.7 (ganzoo.core.compat lists it): the binary policies' option."""
         return str(self.options.get("loss", "bce"))
 
 
@@ -184,9 +191,15 @@ def validate(config: TrainConfig) -> None:
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(config, name) < 1:
             raise GanzooError(f"{name} must be in [0, 1), got {getattr(config, name)}")
-    for name, choices in (("amp", AMP_CHOICES), ("vmap", VMAP_CHOICES)):
+    if not 0 <= config.momentum < 1:
+        raise GanzooError(f"momentum must be in [0, 1), got {config.momentum}")
+    if not 0 <= config.weight_decay <= 1:
+        raise GanzooError(f"weight-decay must be in [0, 1], got {config.weight_decay}")
+    if config.optimizer_d and config.optimizer_d not in OPTIMIZERS:
+        raise GanzooError(f"optimizer-d must be one of {', '.join(OPTIMIZERS)} (or empty: the same as optimizer), got {config.optimizer_d!r}")
+    for name, choices in (("amp", AMP_CHOICES), ("vmap", VMAP_CHOICES), ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
         if getattr(config, name) not in choices:
-            raise GanzooError(f"{name} must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
+            raise GanzooError(f"{name.replace('_', '-')} must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
         raise GanzooError(f"device must be auto, cpu or cuda, got {config.device!r}")
 

@@ -1,11 +1,14 @@
-"""Atomic file writes: a temp file in the same folder, fsync, rename. A reader sees the old file or the new one."""
+"""Atomic file writes: a temp file in the same folder, fsync, rename. A reader sees the old file or
+the new one. And JSON that stays valid: NaN and infinities written as null."""
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.safe_read import kind_of
@@ -88,3 +91,14 @@ def append_line(path: Path, line: str) -> None:
         raise GanzooError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
+
+
+def json_safe(value: Any) -> Any:
+    """value with NaN and infinities replaced by None, so that it is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

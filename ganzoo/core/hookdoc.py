@@ -11,14 +11,13 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-from pathlib import Path
 
-from ganzoo.core import hookspecs
+from ganzoo.core import docblock, hookspecs
 
 BEGIN = "<!-- hook reference: generated from ganzoo/core/hookspecs.py by `python -m ganzoo.core.hookdoc --write docs/plugins.md`; do not edit by hand -->"
 END = "<!-- end of hook reference -->"
-GROUPS = (("ganzoo_register_", "Registration hooks"), (("ganzoo_on_", "ganzoo_add_"), "Observer hooks"),
-          ("ganzoo_sampling_", "Answering hooks"))
+GROUPS = (("ganzoo_register_", "Registration hooks"), ("ganzoo_run_", "Per-run observers"),
+          (("ganzoo_on_", "ganzoo_add_"), "Observer hooks"), ("ganzoo_sampling_", "Answering hooks"))
 
 
 def hook_specs() -> list[tuple[str, object]]:
@@ -37,7 +36,7 @@ def firstresult(function: object) -> bool:
 
 def _render_one(name: str, function: object) -> str:
     doc = inspect.getdoc(function) or ""
-    text, params, returns, since = [], [], "nothing", "?"
+    text, params, returns, since = [], [], ["", "nothing"], "?"
     current: list[str] | None = None
     for line in doc.splitlines():
         param = re.match(r":param (\w+): ?(.*)", line)
@@ -45,8 +44,8 @@ def _render_one(name: str, function: object) -> str:
             params.append([f"`{param[1]}`", param[2]])
             current = params[-1]
         elif line.startswith(":return:"):
-            returns = line[len(":return:"):].strip().rstrip(".")
-            current = None
+            returns = ["", line[len(":return:"):].strip()]
+            current = returns
         elif line.startswith(".. versionadded::"):
             since = line.split("::", 1)[1].strip()
             current = None
@@ -60,7 +59,7 @@ def _render_one(name: str, function: object) -> str:
     if params:
         lines += ["Arguments:", ""] + [f"- {p}: {d}" for p, d in params] + [""]
     first = "yes (stops at the first non-None result)" if firstresult(function) else "no (every implementation is called)"
-    lines += [f"Returns: {returns}. firstresult: {first}. Since: {since}.", ""]
+    lines += [f"Returns: {returns[1].rstrip('.')}.", "", f"firstresult: {first}. Since: {since}.", ""]
     return "\n".join(lines)
 
 
@@ -75,22 +74,11 @@ def render() -> str:
 
 def documented_block(text: str) -> str:
     """The generated block of a document, markers included ('' when it has none)."""
-    start, end = text.find(BEGIN), text.find(END)
-    return text[start : end + len(END)] if start >= 0 and end > start else ""
+    return docblock.block_of(text, BEGIN, END)
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--write"] and len(argv) == 2:
-        path = Path(argv[1])
-        text = path.read_text(encoding="utf-8")
-        old = documented_block(text)
-        if not old:
-            print(f"{path} has no hook reference markers", file=sys.stderr)
-            return 2
-        path.write_text(text.replace(old, render()), encoding="utf-8")
-        return 0
-    print(render())
-    return 0
+    return docblock.main(argv, render, BEGIN, END, "hook reference", "python -m ganzoo.core.hookdoc [--write FILE.md]")
 
 
 if __name__ == "__main__":

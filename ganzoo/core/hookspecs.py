@@ -5,6 +5,12 @@ Registration hooks get a ``register`` callback and are called once per CLI invoc
 name and the others still load. Observer hooks are called by the trainer with keyword arguments,
 trainer first, and return nothing. Under ``torchrun``, the hooks that observe a run are called on
 rank 0 only (the rank that writes the run directory); those that shape the models on every rank.
+
+Every hook is dispatched in one order: the plugins in load order (ganzoo's built-ins by entry-point
+name, then other installed plugins by distribution and name, then ``--plugin`` files, then plugin
+objects), then, for the hooks of a run, that run's observers (``ganzoo_run_observers``) in the
+order they were made, then the observers the caller handed to the run (the progress bar).
+A ``firstresult`` hook stops at the first answer in that order.
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ def ganzoo_register_input_policies(register):
 
     :param register: call ``register(NamedFactory(name, summary, build, options=(...), supports=Supports(...)))``;
         ``build(config)`` returns a callable ``policy(discriminator, real, fakes, phase) -> PolicyOutput``
-        (``phase``: ``"discriminator"`` or ``"generator"``). Its options are accepted only in runs
-        that use it (``--policy NAME``).
+        (``phase``: ``"discriminator"`` or ``"generator"``), which may ask for several
+        discriminators (``discriminators``) and act after each D step
+        (``after_discriminator_step``). Its options are accepted only in runs that use it
+        (``--policy NAME``).
     :return: nothing.
 
     Called when the host loads plugins.
@@ -141,6 +149,26 @@ def ganzoo_register_train_options(register):
 
 
 @hookspec
+def ganzoo_run_observers(trainer):
+    """Make this plugin's observers of one run: objects that keep their state per run.
+
+    :param trainer: the ``ganzoo.training.trainer.Trainer``; ``trainer.config``, the networks and
+        their optimizers are set, nothing is restored yet.
+    :return: an object, a list of objects, or None. Each object's methods named like an observer
+        hook (``ganzoo_on_step_end(self, trainer, step)``), ``ganzoo_add_checkpoint_tensors``,
+        ``ganzoo_on_checkpoint_load`` or ``ganzoo_sampling_weights`` are called for this run only,
+        with the same arguments (an object may take fewer), after the plugins' own implementations
+        of that hook. A method named ``ganzoo_...`` that is no such hook is an error naming the plugin.
+
+    Called once per run, in ``Trainer.__init__``, on every rank. Prefer it to module-level state:
+    two runs in one process (a notebook, ``ganzoo.testing``) each get their own objects. The ema
+    and tensorboard plugins are written this way.
+
+    .. versionadded:: 0.5.0
+    """
+
+
+@hookspec
 def ganzoo_on_train_start(trainer):
     """Training is about to take its first step (also after a resume).
 
@@ -158,7 +186,8 @@ def ganzoo_on_models_built(trainer):
     """The generators and the discriminator are built, their optimizers not yet.
 
     :param trainer: the ``ganzoo.training.trainer.Trainer``; ``trainer.generators`` (an ``nn.ModuleList``)
-        and ``trainer.discriminator`` are set, on ``trainer.device``.
+        and ``trainer.discriminator`` (an ``nn.ModuleDict`` by name when the input policy asks for
+        several) are set, on ``trainer.device``.
 
     Called once per run from ``Trainer.__init__``, before any checkpoint is restored. A plugin
     may change the networks in place here, e.g. make generators share layers: the optimizers are
@@ -228,19 +257,7 @@ def ganzoo_add_checkpoint_tensors(trainer, tensors):
 
     Under ``torchrun`` (data-parallel training), called on rank 0 only.
 
-    .. versionadded:: 0.3.0 (0.2.0 called it ``ganzoo_on_checkpoint_save``, which still works)
-    """
-
-
-@hookspec(warn_on_impl=DeprecationWarning(
-    "ganzoo_on_checkpoint_save is ganzoo_add_checkpoint_tensors since plugin API 0.3 (same arguments)"))
-def ganzoo_on_checkpoint_save(trainer, tensors):
-    """Deprecated: the 0.2 name of ``ganzoo_add_checkpoint_tensors`` (still called, right after it).
-
-    :param trainer: as for ``ganzoo_add_checkpoint_tensors``.
-    :param tensors: as for ``ganzoo_add_checkpoint_tensors``.
-
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.3.0 (0.2.0 called it ``ganzoo_on_checkpoint_save``, which is still called, right after it, until 0.7.0)
     """
 
 

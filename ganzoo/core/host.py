@@ -2,7 +2,8 @@
 
 ``load_host()`` is the one factory: specs, entry points of group ``ganzoo`` (filtered by
 GANZOO_LOAD_PLUGINS and GANZOO_DISABLE_PLUGINS), plugin files, extra plugin objects, then
-registration (parts and commands). Nothing here runs at import time.
+registration (parts and commands). Nothing here runs at import time. Every hook is dispatched in
+the order the plugins were loaded (``Host.implementations``).
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from typing import Any
 
 import pluggy
 
-from ganzoo.core import hookspecs
-from ganzoo.core.errors import PluginError
-from ganzoo.core.parts import TrainOption
+from ganzoo import PLUGIN_API
+from ganzoo.core import compat, hookspecs
+from ganzoo.core.errors import DuplicateNameError, PluginError
 from ganzoo.core.registry import Registry
 
 ENTRY_POINT_GROUP = "ganzoo"
 CORE_DISTRIBUTION = "ganzoo"
 LOAD_VARIABLE = "GANZOO_LOAD_PLUGINS"  # allow-list of third-party plugins; empty: built-ins only
 DISABLE_VARIABLE = "GANZOO_DISABLE_PLUGINS"  # plugins not to load, built-ins included
+API_ATTRIBUTE = "GANZOO_PLUGIN_API"  # a plugin module's declaration of the plugin API it needs, e.g. "0.5"
 
 # registration hook -> registry kind
 REGISTRATION_HOOKS = {
@@ -67,6 +69,15 @@ class PluginInfo:
 
 
 @dataclass(frozen=True)
+class Implementation:
+    """One plugin's implementation of a hook: who, the function, the arguments it takes."""
+
+    plugin: str
+    function: Any
+    argnames: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PluginCommand:
     group: str  # "train" or "root"
     command: Any  # click.Command
@@ -88,15 +99,21 @@ class Host:
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.broken]
 
-    def _impls(self, hook_name: str) -> list[tuple[str, Any]]:
-        """(plugin name, function) of every working plugin implementing hook_name, in load order."""
+    def implementations(self, hook_name: str) -> list[Implementation]:
+        """Every working plugin's implementation of hook_name, in load order: the one order in which
+        ganzoo calls every hook."""
         found = []
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
             if not (name in self.plugins and self.plugins[name].broken):
-                found.append((name, impl.function))
+                found.append(Implementation(name, impl.function, tuple(impl.argnames)))
         order = list(self.plugins)
-        return sorted(found, key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+        return sorted(found, key=lambda impl: order.index(impl.plugin) if impl.plugin in order else len(order))
+
+    def distribution(self, plugin: str) -> str:
+        """The distribution a plugin came from ("ganzoo" for the built-ins; "" for files and objects)."""
+        info = self.plugins.get(plugin)
+        return info.distribution if info is not None else ""
 
     def _mark_broken(self, name: str, error: str) -> None:
         self.plugins[name] = replace(self.plugins.get(name, PluginInfo(name=name)), error=one_line(error))
@@ -106,13 +123,21 @@ class Host:
     def register_parts(self, only: str | None = None) -> None:
         """Run every registration hook, one plugin at a time; a plugin that raises is marked broken."""
         for hook_name, kind in REGISTRATION_HOOKS.items():
-            for plugin_name, function in self._impls(hook_name):
+            for impl in self.implementations(hook_name):
+                plugin_name, function = impl.plugin, impl.function
                 if only is not None and plugin_name != only:
                     continue
 
                 def register(part: Any, _kind: str = kind, _plugin: str = plugin_name) -> None:
                     self._check_options(_kind, part)
-                    self.registry.add(_kind, part, _plugin)
+                    try:
+                        self.registry.add(_kind, part, _plugin)
+                    except DuplicateNameError as exc:
+                        holder = self.registry.entry(_kind, part.name).plugin
+                        if self.distribution(holder) == CORE_DISTRIBUTION and self.distribution(_plugin) != CORE_DISTRIBUTION:
+                            raise DuplicateNameError(f"{exc}; {holder!r} is a built-in plugin: rename yours, or set "
+                                                     f"{DISABLE_VARIABLE}={holder} to use yours in its place") from None
+                        raise
 
                 try:
                     function(register=register)
@@ -134,7 +159,8 @@ class Host:
                 raise ValueError(f"option {option.flag} is already declared by {other.owner_text()} for another setting")
 
     def register_commands(self, only: str | None = None) -> None:
-        for plugin_name, function in self._impls("ganzoo_register_commands"):
+        for impl in self.implementations("ganzoo_register_commands"):
+            plugin_name, function = impl.plugin, impl.function
             if only is not None and plugin_name != only:
                 continue
 
@@ -144,7 +170,7 @@ class Host:
                 if group == "root" and command.name in BUILTIN_COMMANDS:
                     raise ValueError(f"command {command.name!r} is one of ganzoo's own commands")
                 if group == "train" and command.name in self.registry.names("strategy"):
-                    self._adopt_legacy_command(command, _plugin)
+                    compat.adopt_legacy_command(self, command, _plugin)
                     return
                 clash = next((c for c in self.commands if c.group == group and c.command.name == command.name), None)
                 if clash is not None:
@@ -155,25 +181,6 @@ class Host:
                 function(register=register)
             except (Exception, SystemExit) as exc:
                 self._mark_broken(plugin_name, f"ganzoo_register_commands raised {type(exc).__name__}: {exc}")
-
-    def _adopt_legacy_command(self, command: Any, plugin: str) -> None:
-        """A plugin API 0.2 ``register(strategy_command(S, OPTIONS), group="train")``: the core makes
-        every strategy's command now, so keep only the TrainOptions, as the strategy's own options."""
-        from ganzoo.core.options import check_declarable
-
-        entry = self.registry.entry("strategy", command.name)
-        if entry.plugin != plugin:
-            raise ValueError(f"train command {command.name!r} belongs to plugin {entry.plugin!r}'s strategy")
-        own = [o for o in getattr(command, "ganzoo_legacy_options", ()) if isinstance(o, TrainOption)]
-        for option in own:
-            check_declarable(option)
-        if own:
-            self.registry.replace("strategy", replace(entry.part, options=(*entry.part.options, *own)))
-        self.warnings.append(
-            f"plugin {plugin!r} registers its train command itself (plugin API 0.2); it still works, but the core now "
-            f"makes `ganzoo train {command.name}`: drop ganzoo_register_commands and declare options on the parts "
-            f"(docs/plugins.md, 'From 0.2 to 0.3')"
-        )
 
     def group_commands(self, group: str) -> dict[str, Any]:
         return {c.command.name: c.command for c in self.commands if c.group == group}
@@ -203,6 +210,7 @@ def _hook_names(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
 def new_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("ganzoo")
     pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(compat.LegacyHookSpecs)
     return pm
 
 
@@ -211,8 +219,7 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     name clash always refuses the same plugin (and never one of ganzoo's own)."""
 
     def key(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
-        dist = ep.dist.metadata["Name"] if getattr(ep, "dist", None) is not None else ""
-        return (dist != CORE_DISTRIBUTION, dist, ep.name)
+        return (_distribution(ep) != CORE_DISTRIBUTION, _distribution(ep), ep.name)
 
     return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=key)
 
@@ -229,41 +236,54 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
     ``GANZOO_LOAD_PLUGINS`` (in ``environ``, default ``os.environ``), when set, is a comma-separated
     allow-list of third-party entry-point names: ganzoo's own plugins always load, others only
     when named, so an empty value means built-ins only. ``GANZOO_DISABLE_PLUGINS`` names entry
-    points not to load, built-ins included. A plugin that fails to import, or raises while
-    registering, is recorded as broken (``host.broken()``) and the rest still load. A plugin
-    file that cannot be imported raises PluginError: the user asked for that file by name.
+    points not to load, built-ins included; a name that a built-in and an installed plugin share
+    disables the built-in, so that the installed one loads in its place. A plugin that fails to
+    import, or raises while registering, is recorded as broken (``host.broken()``) and the rest
+    still load. A plugin file that cannot be imported raises PluginError: the user asked for that
+    file by name.
     """
     environ = os.environ if environ is None else environ
     allow = _names(environ[LOAD_VARIABLE]) if LOAD_VARIABLE in environ else None
     disable = _names(environ.get(DISABLE_VARIABLE, ""))
+    compat.install()  # old module paths, for plugins written against an older API
     host = Host(new_plugin_manager(), Registry())
     found = _entry_points() if entry_points else []
+    builtin_names = {ep.name for ep in found if _distribution(ep) == CORE_DISTRIBUTION}
+    third_party = {ep.name for ep in found if _distribution(ep) != CORE_DISTRIBUTION}
     for ep in found:
-        dist = getattr(ep, "dist", None)
-        info = PluginInfo(
-            ep.name,
-            f"{ep.name} = {ep.value}",
-            dist.metadata["Name"] if dist is not None else "",
-            dist.version if dist is not None else "",
-        )
+        info = PluginInfo(ep.name, f"{ep.name} = {ep.value}", _distribution(ep), _version(ep))
+        builtin = info.distribution == CORE_DISTRIBUTION
         if ep.name in disable:
-            host.plugins.setdefault(ep.name, replace(info, disabled=f"named in {DISABLE_VARIABLE}"))
-            continue
-        if allow is not None and info.distribution != CORE_DISTRIBUTION and ep.name not in allow:
+            # A name that a built-in and an installed plugin share disables the built-in only: the
+            # installed one loads in its place.
+            if builtin and ep.name in third_party:
+                key = f"{ep.name} ({CORE_DISTRIBUTION})"
+                host.plugins[key] = replace(info, name=key, disabled=f"named in {DISABLE_VARIABLE}; the installed "
+                                                                         f"plugin of that name loads in its place")
+                continue
+            if builtin or ep.name not in builtin_names:
+                host.plugins.setdefault(ep.name, replace(info, disabled=f"named in {DISABLE_VARIABLE}"))
+                continue
+        if allow is not None and not builtin and ep.name not in allow:
             host.plugins.setdefault(ep.name, replace(info, disabled=f"not named in {LOAD_VARIABLE}"))
             continue
-        if ep.name in host.plugins:
+        if ep.name in host.plugins and not host.plugins[ep.name].disabled:
             other = host.plugins[ep.name]
             name = f"{ep.name} ({info.distribution or 'unknown distribution'})"
-            host.plugins[name] = replace(
-                info, name=name, error=f"entry point name {ep.name!r} is already taken by distribution {other.distribution!r}"
-            )
+            if other.distribution == CORE_DISTRIBUTION:
+                error = (f"its entry point name {ep.name!r} is a built-in plugin's: rename your entry point, or set "
+                         f"{DISABLE_VARIABLE}={ep.name} to load yours in place of the built-in")
+            else:
+                error = f"entry point name {ep.name!r} is already taken by distribution {other.distribution!r}"
+            host.plugins[name] = replace(info, name=name, error=error)
             continue
         try:
             module = ep.load()
+            check_api(module)
             host.pm.register(module, name=ep.name)
         except (Exception, SystemExit) as exc:  # sys.exit() at import: the plugin is broken, ganzoo goes on
-            host.plugins[ep.name] = replace(info, error=f"failed to load: {type(exc).__name__}: {one_line(exc)}")
+            error = str(exc) if isinstance(exc, PluginError) else f"failed to load: {type(exc).__name__}: {one_line(exc)}"
+            host.plugins[ep.name] = replace(info, error=one_line(error))
             continue
         host.plugins[ep.name] = replace(info, hooks=_hook_names(host.pm, module))
     known = {ep.name for ep in found}
@@ -272,6 +292,10 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
             host.warnings.append(f"{variable} names {name!r}, which is not an installed plugin")
     for path in plugin_files:
         module = load_plugin_file(Path(path))
+        try:
+            check_api(module)
+        except PluginError as exc:
+            raise PluginError(f"plugin file {path} {exc}") from None
         name = add_plugin(host, module, Path(path).stem)
         host.plugins[name] = PluginInfo(name, f"file {path}", hooks=_hook_names(host.pm, module))
     for plugin in plugins:
@@ -280,6 +304,36 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
     host.register_parts()
     host.register_commands()
     return host
+
+
+def _distribution(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else ""
+
+
+def _version(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.version if dist is not None else ""
+
+
+def _api(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.\d+)?\s*", text)
+    if match is None:
+        raise ValueError(text)
+    return int(match[1]), int(match[2])
+
+
+def check_api(plugin: object) -> None:
+    """Refuse a plugin that declares (``GANZOO_PLUGIN_API = "0.6"``) a newer plugin API than this ganzoo has."""
+    wanted = getattr(plugin, API_ATTRIBUTE, None)
+    if wanted is None:
+        return
+    try:
+        needs = _api(str(wanted))
+    except ValueError:
+        raise PluginError(f"{API_ATTRIBUTE} = {wanted!r} is not a version like \"0.5\"") from None
+    if needs > _api(PLUGIN_API):
+        raise PluginError(f"needs plugin API {wanted} ({API_ATTRIBUTE}); this ganzoo has {PLUGIN_API}: upgrade ganzoo")
 
 
 def one_line(message: object) -> str:

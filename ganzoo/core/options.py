@@ -87,12 +87,20 @@ def refuse_unowned(given: Mapping[str, Any], known: Mapping[str, OwnedOption], u
     """A given option must belong to a part in use (or an observer); else a one-line error naming its parts."""
     for key in given:
         owned = known.get(key)
-        if owned is None:
-            continue  # not a part option: the config's own check reports it
-        if any(kind == OBSERVER or (kind, name) in used for kind, name in owned.owners):
-            continue
+        if owned is None or _in_use(owned, used):
+            continue  # unknown keys: the caller reports them
         using = ", ".join(f"{kind} {name}" for kind, name in sorted(used) if kind != "strategy")
         raise GanzooError(f"{owned.option.flag}{where} belongs to {owned.owner_text()}, which this run does not use ({using})")
+
+
+def declared_defaults(known: Mapping[str, OwnedOption], used: set[tuple[str, str]]) -> dict[str, Any]:
+    """The declared defaults (``TrainOption.default``) of the options of the parts in use and of the observers."""
+    return {key: owned.option.default for key, owned in known.items()
+            if owned.option.default is not None and _in_use(owned, used)}
+
+
+def _in_use(owned: OwnedOption, used: set[tuple[str, str]]) -> bool:
+    return any(kind == OBSERVER or (kind, name) in used for kind, name in owned.owners)
 
 
 def keep_used(options: Mapping[str, Any], known: Mapping[str, OwnedOption], used: set[tuple[str, str]]) -> dict[str, Any]:
@@ -101,9 +109,14 @@ def keep_used(options: Mapping[str, Any], known: Mapping[str, OwnedOption], used
     kept = {}
     for key, value in options.items():
         owned = known.get(key)
-        if owned is None or any(kind == OBSERVER or (kind, name) in used for kind, name in owned.owners):
+        if owned is None or _in_use(owned, used):
             kept[key] = value
     return kept
+
+
+def value_of(config: Any, option: TrainOption) -> Any:
+    """The option's value in a run: what ``config.options`` holds, else the option's declared default."""
+    return config.options.get(option.key, option.default)
 
 
 def number_check(low: float, high: float, *, low_open: bool = False, high_open: bool = False, flag: str = "",

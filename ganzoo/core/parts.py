@@ -8,7 +8,6 @@ supports, and ``ganzoo.core.compose`` refuses combinations that cannot work.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
@@ -58,16 +57,46 @@ class InputPolicy(Protocol):
     Called with D, a real batch (B, C, H, W), a list of N fake batches of the same shape and the
     phase: "discriminator" when the output trains D (the fakes are detached; the place for a
     penalty on D such as R1), "generator" when it trains the generators (D's weights get no
-    update). Runs D on the batch and returns a PolicyOutput. (A 0.2 policy without the ``phase``
-    argument still works: it is called without it.)
+    update). Runs D on the batch and returns a PolicyOutput.
 
-    Two optional attributes tell the trainer what D the policy needs (both default to 1):
-    ``d_outputs`` K, the logits D gives per input ((B,) when 1, (B, K) otherwise), and
-    ``d_packing`` m, how many images the policy stacks on the channel axis of one D input
-    (D is then built for m * C channels).
+    What D the policy needs, in optional attributes:
+
+    - ``discriminators``: a sequence of ``DiscriminatorSpec``, one per discriminator; with more
+      than one, the policy is called with a dict {name: D} in their order instead of one D, and
+      ``d_losses`` is the sum of their losses (each D's optimizer steps on its own parameters).
+    - or, for one D (plugin API 0.4): ``d_outputs`` K, the logits D gives per input ((B,) when 1,
+      (B, K) otherwise), and ``d_packing`` m, how many images the policy stacks on the channel
+      axis of one D input (D is then built for m * C channels). Both default to 1.
+
+    An optional method ``after_discriminator_step(discriminator)`` is called after each of D's
+    optimizer steps with the same D (or dict) the policy gets, under ``torch.no_grad()``: the place
+    for weight clipping (the original WGAN).
     """
 
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: Phase) -> PolicyOutput: ...
+
+
+@dataclass(frozen=True)
+class DiscriminatorSpec:
+    """One discriminator an input policy asks for (``policy.discriminators``).
+
+    name: 1-32 lowercase letters, digits or _; the key of the dict the policy gets, and of its
+        tensors in checkpoints (``discriminator.<name>.*`` when a run has several).
+    outputs, packing: as ``d_outputs`` and ``d_packing`` (logits per input, images per input).
+    architecture: a registered architecture's name, or None for the run's ``--arch``.
+    spectral_norm: True or False, or None for the run's ``--spectral-norm``.
+    optimizer, lr, betas: this D's optimizer settings, or None for the run's (``--optimizer-d``,
+        ``--lr-d`` or ``--lr``, ``--beta1``/``--beta2``).
+    """
+
+    name: str = "d"
+    outputs: int = 1
+    packing: int = 1
+    architecture: str | None = None
+    spectral_norm: bool | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,12 +105,11 @@ class Objective:
 
     g_loss: a scalar, minimised with respect to every generator's parameters.
     d_weights: (B,) weights on D's per-tuple losses, or None for all ones.
-    (``Objective(generators=...)``, the 0.2 name of g_loss, is still accepted.)
     """
 
     g_loss: Tensor | None = None
     d_weights: Tensor | None = None
-    generators: InitVar[Tensor | None] = None
+    generators: InitVar[Tensor | None] = None  # plugin API 0.2's name of g_loss, until 0.7 (ganzoo.core.compat lists it)
 
     def __post_init__(self, generators: Tensor | None) -> None:
         if self.g_loss is None:
@@ -90,7 +118,7 @@ class Objective:
             object.__setattr__(self, "g_loss", generators)
 
 
-Objective.generators = property(lambda self: self.g_loss, doc="The 0.2 name of g_loss.")  # type: ignore[assignment]
+Objective.generators = property(lambda self: self.g_loss, doc="Plugin API 0.2's name of g_loss (ganzoo.core.compat).")  # type: ignore[assignment]
 
 
 class Aggregation(Protocol):
@@ -268,8 +296,10 @@ class TrainOption:
     resume: whether the option may be given again with ``--resume`` (logging options may;
         options that change training may not, so that a resumed run goes on exactly).
     is_flag: an on/off flag (``--flag/--no-flag``) instead of an option with a value.
-    default: the value the part uses when the option is absent (None: not declared), for readers of
-        a run's config.toml, which keeps only the options given (``ganzoo compare`` matches D losses by it).
+    default: the value the part uses when the option is not given. It is filled into
+        ``config.options`` of every run that uses the part, so the factory receives it, config.toml
+        records it and ``ganzoo list --json`` and ``--help`` show it: declare it here and nowhere
+        else. None (plugin API 0.4's options): not declared; the key is then absent unless given.
     """
 
     flag: str
@@ -288,14 +318,3 @@ class TrainOption:
     @property
     def summary(self) -> str:
         return f"{self.flag}: {self.help}"
-
-
-def with_phase(policy: Any) -> Callable[..., Any]:
-    """The policy as ``policy(D, real, fakes, phase)``; a 0.2 policy without ``phase`` is called without it."""
-    try:
-        parameters = inspect.signature(policy).parameters
-    except (TypeError, ValueError):
-        return policy
-    if "phase" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return lambda d, real, fakes, phase: policy(d, real, fakes, phase=phase)
-    return lambda d, real, fakes, phase: policy(d, real, fakes)

@@ -24,11 +24,11 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
 # The options of the policies that take these penalties (binary, tuple: --r1; rpgan: both), declared
-# once so that every owner shares one flag, help and check. Not given means 0: off.
+# once so that every owner shares one flag, help, check and default (0: off).
 R1 = TrainOption("--r1", "r1", "Weight gamma of the R1 penalty, (gamma / 2) ||grad_x D(x)||^2 on real images, in D's update; "
-                 "0: off. [default: 0]", type=float, check=number_check(0.0, 1e4, flag="--r1"))
+                 "0: off.", type=float, check=number_check(0.0, 1e4, flag="--r1"), default=0.0)
 R2 = TrainOption("--r2", "r2", "Weight gamma of the R2 penalty, (gamma / 2) ||grad_x D(x)||^2 on generated images, in D's "
-                 "update; 0: off. [default: 0]", type=float, check=number_check(0.0, 1e4, flag="--r2"))
+                 "update; 0: off.", type=float, check=number_check(0.0, 1e4, flag="--r2"), default=0.0)
 
 
 def scores_and_penalty(discriminator: nn.Module, images: Tensor, rows: slice = slice(None)) -> tuple[Tensor, Tensor]:

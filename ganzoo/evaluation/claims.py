@@ -11,7 +11,7 @@ from typing import Any
 from ganzoo.evaluation.metrics import mean_sd_ci, welch_t
 
 ALPHA = 0.05
-CHANCE_BAND = 0.05  # "near chance": within 0.05 of 1/(N+1)
+CHANCE_BAND = 0.05  # "near chance": within 0.05 of the policy's chance level (1/(N+1) for the tuple policy)
 
 
 @functools.cache

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo import __version__
-from ganzoo.training import rundir
+from ganzoo.runs import rundir
 from ganzoo.core.errors import GanzooError
-from ganzoo.core.files import write_atomic
+from ganzoo.core.files import json_safe, write_atomic
 from ganzoo.core.safe_read import loads_json, read_text
 from ganzoo.evaluation import convergence
 from ganzoo.evaluation.claims import ALPHA, CHANCE_BAND, cell, claim_rows, d_loss, values
@@ -29,10 +29,16 @@ def read_json(path: Path) -> Any:
         raise GanzooError(f"{path} is not valid JSON ({exc})") from None
 
 
+def plural(count: Any, word: str, words: str = "") -> str:
+    """count and word as one or many of it: "1 seed", "3 seeds" (words for an irregular plural)."""
+    shown = f"{count:g}" if isinstance(count, float) else str(count)
+    return f"{shown} {word if count == 1 else words or word + 's'}"
+
+
 def budget_text(settings: dict[str, Any]) -> str:
     """A comparison's budget per run: "5 epochs", "10 minutes of training" or both (whichever came first)."""
-    parts = [f"{settings['epochs']} epochs"] if settings.get("epochs") else []
-    parts += [f"{settings['minutes']:g} minutes of training"] if settings.get("minutes") else []
+    parts = [plural(settings["epochs"], "epoch")] if settings.get("epochs") else []
+    parts += [plural(settings["minutes"], "minute") + " of training"] if settings.get("minutes") else []
     text = " or ".join(parts) or "?"
     return f"until the FID plateau, at most {text}" if settings.get("until_converged") else text
 
@@ -40,14 +46,14 @@ def budget_text(settings: dict[str, Any]) -> str:
 def interval_text(every: Any) -> str:
     """compare's --eval-every ("1", "500steps", "60s") in words."""
     text = str(every)
-    return f"every {text} epoch(s)" if text.isdigit() else f"every {text} of training"
+    return ("every epoch" if int(text) == 1 else f"every {int(text)} epochs") if text.isdigit() else f"every {text} of training"
 
 
 CONVERGENCE_KEYS = {"fid_plateau_epoch", "fid_plateau_minutes", "loss_band_epoch"}
 DEFINITIONS = """Definitions (docs/evaluation.md): a run converges, by the **FID plateau**, at the first evaluation
 after which FID never improves on the best FID so far by more than {margin:.0f}%; by the **loss band** (the paper's
 Fig. 3), at the first epoch from which the mean G loss and the D loss each stay, to the last epoch, within a band
-{band:.0f}% of their mean wide. Either needs {confirm} later points; a run without one has not converged within
+{band:.0f}% of their mean wide. Either needs {confirm}; a run without one has not converged within
 its budget. The loss gap of an epoch is |mean G loss - D loss| over its steps; the gap and D's accuracy are
 averaged over the epochs from the FID plateau on (the last quarter of a run that has none). Claim 1 compares
 gaps only between configurations with the same D loss. Tests: Welch's t over seeds, two-sided, alpha {alpha}; for
@@ -81,7 +87,7 @@ def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
         "d_loss": [r["d_loss"] for r in records],
         "g_loss": [r["g_loss"] for r in records],
         "d_accuracy": [r["d_accuracy"] for r in records],
-        "chance": records[-1]["chance"],
+        "chance": records[-1]["chance"],  # the input policy's (PolicyOutput.chance), not a formula of N
         "eval_epochs": [r["epoch"] for r in evaluated],
         "fid_curve": [r["fid"] for r in evaluated],
         "kid_curve": [r["kid"] for r in evaluated],
@@ -101,6 +107,10 @@ def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
         "loss_gap": sum(r["loss_gap"] for r in after) / len(after),
         "d_accuracy_after": sum(r["d_accuracy"] for r in after) / len(after),
     }
+    extras = [r["extras"] if isinstance(r.get("extras"), dict) else {} for r in records]  # a policy's own scalars (r1, r2...)
+    if names := sorted({k for e in extras for k in e}):
+        out["extras"] = {k: [v if isinstance(v := e.get(k), int | float) and not isinstance(v, bool) else None for e in extras] for k in names}
+        out.update({f"extra_{k}_last": column[-1] for k, column in out["extras"].items()})  # extras_rows
     final_path = run_dir / f"eval-{features}.json"
     if final_path.exists():
         final = read_json(final_path)
@@ -140,10 +150,7 @@ ROWS = [  # (key, label, digits)
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), cpu)
     except OSError:
         pass
     import torch
@@ -163,10 +170,10 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
     state = read_json(out / "compare.json") if (out / "compare.json").exists() else {}
     lines = [f"# ganzoo compare: {', '.join(runs)}", ""]
     lines += [f"- command: `{state.get('command') or 'ganzoo compare ...'}`",
-              f"- settings: {seeds} seeds (0..{seeds - 1}), {budget_text(settings)}, dataset {settings['dataset']}"
-              + (f" (first {settings['limit_data']} images)" if settings.get("limit_data") else "")
-              + f", evaluated {interval_text(settings['eval_every'])} on {settings['eval_n']} samples, final evaluation on "
-              f"{settings['final_n']} samples, features {features}",
+              f"- settings: {plural(seeds, 'seed')} ({'0' if seeds == 1 else f'0..{seeds - 1}'}), {budget_text(settings)}, "
+              f"dataset {settings['dataset']}" + (f" (first {plural(settings['limit_data'], 'image')})" if settings.get("limit_data") else "")
+              + f", evaluated {interval_text(settings['eval_every'])} on {plural(settings['eval_n'], 'sample')}, final evaluation on "
+              f"{plural(settings['final_n'], 'sample')}, features {features}",
               f"- machine: {machine()}",
               (f"- written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; training and evaluation in the runs took "
                f"{sum(r['wall_minutes'] for rs in runs.values() for r in rs):.0f} min in all; this invocation {wall_seconds / 60:.1f} min"), ""]
@@ -178,12 +185,12 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
                   + f"), {protocol['n_real']} real images ({protocol['split']} split), z seed {protocol['seed']}, "
                   f"KID over {protocol['kid_subsets']} subsets of {protocol['kid_subset_size']}.", ""]
     lines += ["## Results (mean ± sd [95% CI] over seeds)", "", "| metric | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
-    for key, label, digits in ROWS:
+    for key, label, digits in ROWS + extras_rows(runs):
         cells = [cell(values(rs, key), digits, len(rs) if key in CONVERGENCE_KEYS else 0) for rs in runs.values()]
         if any(c != "-" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", DEFINITIONS.format(margin=100 * convergence.FID_MARGIN, band=100 * convergence.LOSS_BAND,
-                                     confirm=convergence.CONFIRM, alpha=ALPHA, chance_band=CHANCE_BAND), ""]
+                                     confirm=plural(convergence.CONFIRM, "later point"), alpha=ALPHA, chance_band=CHANCE_BAND), ""]
     claim_table = claim_rows(runs, base_label)
     if claim_table:
         lines += ["## The paper's claims", "", "| claim | measured | test | verdict |", "|---|---|---|---|"]
@@ -214,7 +221,7 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
     report = out / "report.md"
     write_atomic(report, ("\n".join(lines) + "\n").encode())
     summary = {"settings": settings, "runs": runs, "claims": claim_table, "errors": errors or {}}
-    write_atomic(out / "summary.json", (json.dumps(rundir.json_safe(summary), indent=1) + "\n").encode())
+    write_atomic(out / "summary.json", (json.dumps(json_safe(summary), indent=1) + "\n").encode())
     return report
 
 
@@ -268,6 +275,12 @@ def curve_lines(runs: dict[str, list[dict[str, Any]]], base_label: str | None) -
     return lines + [""]
 
 
+def extras_rows(runs: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, int]]:
+    """ROWS for the scalars a policy logs itself (PolicyOutput.extras: r1, r2...) at a run's last epoch; [] without any."""
+    names = sorted({name for rs in runs.values() for r in rs for name in r.get("extras", {})})
+    return [(f"extra_{name}_last", f"{name}, last epoch (the policy's own scalar)", 4) for name in names]
+
+
 def share_lines(by_seed: dict[tuple[str, int], dict[str, Any] | None]) -> list[str]:
     """Per generator of multi-generator runs (final evaluation): FID, coverage and, with classes,
     who makes each class."""
@@ -294,8 +307,8 @@ def share_lines(by_seed: dict[tuple[str, int], dict[str, Any] | None]) -> list[s
 
 
 def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: dict[str, str]) -> list[str]:
-    """Fig. 3 (losses per epoch), Fig. 4 (D accuracy with the chance line), FID/KID/coverage per
-    epoch and Fig. 5 (final samples side by side) as PNGs; mean line and min-max band over seeds."""
+    """Fig. 3 (losses per epoch), Fig. 4 (D accuracy with the chance line), FID/KID/coverage per epoch, the policies'
+    own scalars (extras) and Fig. 5 (final samples side by side) as PNGs; mean line and min-max band over seeds."""
     try:
         import matplotlib
 
@@ -313,11 +326,11 @@ def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: 
         if not series:
             return None
         x = max((xs for xs, _ in series), key=len)
-        columns = [[y[i] for _, y in series if i < len(y)] for i in range(len(x))]
-        line = ax.plot(x, [sum(c) / len(c) for c in columns], marker="o", markersize=3, label=label)[0]
+        columns = [[v for _, y in series if i < len(y) and (v := y[i]) is not None] for i in range(len(x))]  # None: not logged
+        line = ax.plot(x, [sum(c) / len(c) if c else math.nan for c in columns], marker="o", markersize=3, label=label)[0]
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(series) > 1:
-            ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], color=line.get_color(), alpha=0.2)
+            ax.fill_between(x, [min(c, default=math.nan) for c in columns], [max(c, default=math.nan) for c in columns], color=line.get_color(), alpha=0.2)
         return line.get_color()
 
     def save(fig: Any, name: str) -> str:
@@ -343,7 +356,7 @@ def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: 
     fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False, sharey=True)
     for ax, (label, rs) in zip(axes[0], present.items()):
         band(ax, rs, "epochs", lambda r: r["d_accuracy"], "D accuracy")
-        ax.axhline(rs[0]["chance"], color="grey", linestyle="--", label=f"chance {rs[0]['chance']:.2f}")
+        ax.axhline(rs[0]["chance"], color="grey", linestyle="--", label=f"chance {rs[0]['chance']:.3f}")  # the policy's level
         ax.set(title=f"{label}: D accuracy", xlabel="epoch", ylim=(0, 1.02))
         ax.legend(fontsize=7)
     names.append(save(fig, "fig4-d-accuracy.png"))
@@ -363,6 +376,15 @@ def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: 
         ax.legend(fontsize=7)
     axes[0].set_title("FID per epoch (x: a run's FID plateau)")
     names.append(save(fig, "fid-kid-coverage.png"))
+
+    if extras := sorted({name for rs in present.values() for r in rs for name in r.get("extras", {})}):  # the policies' own scalars
+        fig, axes = plt.subplots(1, len(extras), figsize=(4.2 * len(extras), 3.4), squeeze=False)
+        for ax, name in zip(axes[0], extras):
+            for label, rs in present.items():
+                band(ax, [r for r in rs if name in r.get("extras", {})], "epochs", lambda r, name=name: r["extras"][name], label)
+            ax.set(title=f"{name} per epoch (the policy's own scalar)", xlabel="epoch")
+            ax.legend(fontsize=7)
+        names.append(save(fig, "extras.png"))
 
     samples = [(label, rs[0]["sample"]) for label, rs in present.items() if rs[0].get("sample")]
     if samples:

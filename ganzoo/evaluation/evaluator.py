@@ -20,12 +20,12 @@ from torch import Tensor, nn
 
 from ganzoo import __version__
 from ganzoo.evaluation import metrics
-from ganzoo.training.checkpoint import read_checkpoint, save_checkpoint
-from ganzoo.evaluation.classifier import data_hash
-from ganzoo.training.data import default_root, load_data
+from ganzoo.core.tensorfile import read_tensor_file, save_tensor_file
+from ganzoo.core.digests import data_hash
+from ganzoo.core.data import default_root, load_data
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host
-from ganzoo.training.images import to_unit
+from ganzoo.core.data import to_unit
 from ganzoo.core.parts import ExtractorRequest, ImageData
 
 BATCH = 500
@@ -192,14 +192,14 @@ def _real_features(extractor: nn.Module, data: ImageData, cache: Path, tag: str,
     path = cache / f"features-{tag}-{key}.safetensors"
     wanted = {k: f"radii.k{k}" for k in (PR_K, DC_K)}
     if path.exists():
-        tensors, _ = read_checkpoint(path)
+        tensors, _ = read_tensor_file(path)
         features = tensors.get("features")
         if features is not None and features.shape == (len(data.images), extractor.num_features):
             radii = {k: tensors[name].to(device) for k, name in wanted.items() if tensors.get(name) is not None
                      and tensors[name].shape == (len(features),)}
             if len(radii) < len(wanted):  # a cache from before the radii were kept: add them once
                 radii = {k: metrics.real_radii(features, k) for k in wanted}
-                save_checkpoint(path, {"features": features, **{wanted[k]: r for k, r in radii.items()}},
+                save_tensor_file(path, {"features": features, **{wanted[k]: r for k, r in radii.items()}},
                                 {"tag": tag, "images": len(data.images)})
             return features.to(device), {k: r.to(device) for k, r in radii.items()}
     log(f"extracting features of {len(data.images)} real images (cached for next time)")
@@ -211,26 +211,5 @@ def _real_features(extractor: nn.Module, data: ImageData, cache: Path, tag: str,
     features = torch.cat(out)
     radii = {k: metrics.real_radii(features, k) for k in wanted}
     cache.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, {"features": features, **{wanted[k]: r for k, r in radii.items()}}, {"tag": tag, "images": len(data.images)})
+    save_tensor_file(path, {"features": features, **{wanted[k]: r for k, r in radii.items()}}, {"tag": tag, "images": len(data.images)})
     return features, radii
-
-
-def flat_scores(evaluator: Any, generators: nn.ModuleList, config: Any) -> dict[str, Any]:
-    """An evaluation during training (``--eval-every``): ``eval_n`` samples (same z every time),
-    flattened for metrics.jsonl."""
-    import time
-
-    started = time.perf_counter()
-    result = evaluator(generators, n=config.eval_n, seed=config.seed, z_dim=config.z_dim)
-    flat = {k: v for k, v in result.items() if isinstance(v, (int, float))}
-    if "class_histogram" in result:
-        flat["class_histogram"] = result["class_histogram"]
-    for scores in result.get("generators", []):
-        for key in ("fid", "classes", "modes", "class_histogram"):
-            if key in scores:
-                flat.setdefault(f"{key}_per_generator", []).append(scores[key])
-    protocol = result["protocol"]
-    flat["eval_protocol"] = {k: protocol[k] for k in ("extractor", "extractor_fingerprint", "extractor_weights", "extractor_weights_sha256",
-                                                  "split", "n_real", "n_fake", "seed")}
-    flat["eval_seconds"] = time.perf_counter() - started
-    return flat

@@ -11,7 +11,8 @@ from typing import Any
 
 from ganzoo.core.errors import GanzooError
 from ganzoo.evaluation.claims import cell, claim_rows, values
-from ganzoo.evaluation.compare_report import CONVERGENCE_KEYS, ROWS, budget_text, converged_text, interval_text, read_json
+from ganzoo.evaluation.compare_report import (CONVERGENCE_KEYS, ROWS, budget_text, converged_text, extras_rows, interval_text, plural,
+                                              read_json)
 from ganzoo.evaluation.html_parts import (chance_lines, class_split, code, fmt, generator_color, over_seeds, page, protocol_table,
                                          read_config, summarise, table)
 from ganzoo.evaluation.report_images import MAX_FRAMES, pick_grids, stepper_html
@@ -40,10 +41,10 @@ def compare_page(out: Path) -> str:
                   for label, (_, c) in configs.items()}
 
     facts = [f"command <code>{escape(str(state.get('command', 'ganzoo compare ...')))}</code>",
-             f"{len(runs)} configurations x {fmt(settings.get('seeds'))} seeds, {escape(budget_text(settings))}, dataset "
-             f"{escape(str(settings.get('dataset', '?')))}"
-             + (f" (first {fmt(settings['limit_data'])} images)" if settings.get("limit_data") else "")
-             + f"; evaluated {escape(interval_text(settings.get('eval_every', 1)))} on {fmt(settings.get('eval_n'))} samples, "
+             f"{plural(len(runs), 'configuration')} x {escape(plural(settings.get('seeds', '?'), 'seed'))}, "
+             f"{escape(budget_text(settings))}, dataset {escape(str(settings.get('dataset', '?')))}"
+             + (f" (first {escape(plural(settings['limit_data'], 'image'))})" if settings.get("limit_data") else "")
+             + f"; evaluated {escape(interval_text(settings.get('eval_every', 1)))} on {escape(plural(settings.get('eval_n', '?'), 'sample'))}, "
              f"final evaluation on {fmt(settings.get('final_n'))}, features {escape(features)}",
              f"folder <code>{escape(str(out))}</code>"]
     sections = []
@@ -51,7 +52,7 @@ def compare_page(out: Path) -> str:
     if claim_rows:
         sections.append(("claims", "The paper's claims", claims_table(claim_rows)))
     summary_rows = [[label, *(cell(values(rs, key), digits, len(rs) if key in CONVERGENCE_KEYS else 0) for rs in runs.values())]
-                    for key, label, digits in ROWS]
+                    for key, label, digits in ROWS + extras_rows(runs)]
     summary_rows = [r for r in summary_rows if any(c != "-" for c in r[1:])]
     sections.append(("summary", "Summary per configuration",
                      '<p class="muted">Mean ± sd [95% t CI] over seeds; details of each number in report.md.</p>'
@@ -105,8 +106,9 @@ def claims_table(rows: list[list[str]]) -> str:
 
 
 def curves(runs: dict[str, list[dict[str, Any]]]) -> str:
-    """Small multiples of the losses per configuration; D accuracy, FID, KID and coverage with all
-    configurations on one chart each. Lines are means over seeds, bands the min-max."""
+    """Small multiples of the losses per configuration; D accuracy, FID, KID, coverage and each scalar a
+    policy logs itself (extras) with all configurations on one chart each. Lines are means over seeds,
+    bands the min-max."""
     present = {label: rs for label, rs in runs.items() if rs}
     if not present:
         return '<p class="muted">No finished epoch in any run yet.</p>'
@@ -131,10 +133,18 @@ def curves(runs: dict[str, list[dict[str, Any]]]) -> str:
         charts += [line_chart(Chart("FID per epoch", all_configs("eval_epochs", "fid_curve"), ylabel="FID")),
                    line_chart(Chart("KID per epoch", all_configs("eval_epochs", "kid_curve"), ylabel="KID")),
                    line_chart(Chart(f"{coverage} covered per epoch", all_configs("eval_epochs", "coverage_curve"), ylabel=coverage))]
+    extras = []  # a chart per scalar a policy logs itself (r1, r2...), each configuration whose runs log it
+    for name in sorted({name for rs in present.values() for r in rs for name in r.get("extras", {})}):
+        lines = [over_seeds(label, logged, "epochs", lambda r: r["extras"][name], color=colors[label])
+                 for label, rs in present.items() if (logged := [r for r in rs if name in r.get("extras", {})])]
+        lines = [s for s in lines if s]
+        alone = f" ({lines[0].label})" if len(lines) == 1 < len(present) else ""  # a lone line has no legend: the title names it
+        extras.append(line_chart(Chart(f"{name} per epoch{alone}", lines, ylabel=name)))
     seeds = max(len(rs) for rs in present.values())
     note = "Lines: mean over seeds; bands: min to max." if seeds > 1 else ""
     return (f'<p class="muted">{note}</p><h3>Losses</h3><div class="charts">{"".join(loss_charts)}</div>'
-            f'<h3>D accuracy and scores</h3><div class="charts">{"".join(charts)}</div>')
+            f'<h3>D accuracy and scores</h3><div class="charts">{"".join(charts)}</div>'
+            + (f"<h3>The policies' own scalars</h3><div class=\"charts\">{''.join(extras)}</div>" if extras else ""))
 
 
 def grids(by_seed: dict[str, list[tuple[int, Path, dict[str, Any] | None]]]) -> str:

@@ -70,7 +70,8 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3, numeric_from: int = 1) -> str:
     """An HTML table; cells that are numbers are formatted and right-aligned, strings escaped.
-    A cell given as ("html", text) is inserted as it is (for markup built here)."""
+    A cell given as ("html", text) is inserted as it is (for markup built here), one given as
+    ("num", text) escaped and right-aligned (a number formatted by the caller)."""
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = []
     for row in rows:
@@ -78,12 +79,22 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3,
         for i, value in enumerate(row):
             if isinstance(value, tuple) and len(value) == 2 and value[0] == "html":
                 cells.append(f"<td>{value[1]}</td>")
+            elif isinstance(value, tuple) and len(value) == 2 and value[0] == "num":
+                cells.append(f'<td class="num">{escape(str(value[1]))}</td>')
             elif isinstance(value, int | float) and not isinstance(value, bool) and i >= numeric_from:
                 cells.append(f'<td class="num">{fmt(value, digits)}</td>')
             else:
                 cells.append(f"<td>{fmt(value, digits)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def significant(value: Any, digits: int = 4) -> Any:
+    """A number as a ("num", text) table cell with digits significant digits (for scalars of any scale,
+    such as a policy's R1 penalty); anything else as it is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return ("num", f"{value:.{digits}g}")
+    return value
 
 
 def section(anchor: str, title: str, *content: str) -> str:
@@ -136,14 +147,17 @@ def generator_color(i: int) -> str:
     return PALETTE[(2 + i) % len(PALETTE)]
 
 
-def chance_lines(chances: Sequence[tuple[str, float, str]]) -> list[RefLine]:
-    """D's chance level 1/(N+1) as reference lines from (label, chance, colour): one grey line when
-    every run has the same N, else one per level in the colour of its first configuration."""
+def chance_lines(chances: Sequence[tuple[str, float, str]], note: str = "") -> list[RefLine]:
+    """D's chance level as reference lines from (label, chance, colour), the chance as the runs' records
+    have it: the input policy's (PolicyOutput.chance; 1/(N+1) for the tuple policy, 0.5 for a binary
+    one), so a label gives the value, never a formula. One grey line when every run has the same level
+    (its label adds note, if any), else one per level in the colour of its first configuration."""
     levels: dict[float, list[tuple[str, str]]] = {}
     for label, chance, color in chances:
         levels.setdefault(round(float(chance), 6), []).append((label, color))
     if len(levels) == 1:
-        return [RefLine(next(iter(levels)), f"chance 1/(N+1) = {next(iter(levels)):.3f}")]
+        level = next(iter(levels))
+        return [RefLine(level, f"chance {level:.3f}" + (f" ({note})" if note else ""))]
     return [RefLine(level, f"chance {level:.3f} ({', '.join(label for label, _ in users)})", users[0][1])
             for level, users in sorted(levels.items())]
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import write_atomic
-from ganzoo.evaluation.compare_report import read_json
+from ganzoo.evaluation.compare_report import plural, read_json
 from ganzoo.evaluation.html_compare import compare_page
 from ganzoo.evaluation.html_parts import (chance_lines, class_split, code, fmt, generator_color, page, protocol_table, read_config,
-                                         summarise, table)
+                                         significant, summarise, table)
 from ganzoo.evaluation.report_images import pick_grids, stepper_html
 from ganzoo.evaluation.svg_plot import PALETTE, Chart, Series, line_chart
-from ganzoo.training import rundir
+from ganzoo.runs import rundir
 
 FINAL_KEYS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes", "class_kl",
               "inception_score", "modes", "modes_kl")
@@ -73,8 +73,9 @@ def eval_files(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: list[dict[str, Any]] = ()) -> str:
-    """Losses, D accuracy with chance, and FID, KID and coverage when evaluated; FID over training
-    time when ``timed`` (every evaluated record) holds evaluations made inside epochs (by steps or time)."""
+    """Losses, D accuracy with the policy's chance level, the policy's own scalars (extras) when it logs
+    any, and FID, KID and coverage when evaluated; FID over training time when ``timed`` (every evaluated
+    record) holds evaluations made inside epochs (by steps or time)."""
     epochs = summary["epochs"]
     n_gens = len(summary["g_loss"][0]) if summary["g_loss"] and isinstance(summary["g_loss"][0], list) else 0
     losses = [Series("D", epochs, summary["d_loss"], color=PALETTE[0]),
@@ -82,9 +83,14 @@ def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: 
     if n_gens > 1:
         losses += [Series(f"G{i + 1}", epochs, [g[i] for g in summary["g_loss"]], color=generator_color(i), dash="4 3")
                    for i in range(n_gens)]
+    policy = f"{summary['policy']} policy" if summary.get("policy") else ""
     charts = [line_chart(Chart("Losses per epoch", losses, ylabel="loss")),
               line_chart(Chart("D accuracy per epoch", [Series("D accuracy", epochs, summary["d_accuracy"])],
-                               ylabel="accuracy", refs=chance_lines([("", summary["chance"], "")]), y_range=(0.0, 1.0)))]
+                               ylabel="accuracy", refs=chance_lines([("", summary["chance"], "")], policy), y_range=(0.0, 1.0)))]
+    if extras := summary.get("extras"):  # named scalars the policy logs itself (PolicyOutput.extras: r1, r2...)
+        only = next(iter(extras)) if len(extras) == 1 else ""  # a lone series gets no legend: the title names it
+        charts.append(line_chart(Chart(f"{only} per epoch (the policy's own scalar)" if only else "The policy's own scalars per epoch",
+                                       [Series(name, epochs, values) for name, values in extras.items()], ylabel=only or "value")))
     evaluated = [r for r in records if "fid" in r]
     if evaluated:
         x = summary["eval_epochs"]
@@ -103,15 +109,18 @@ def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: 
     return f'<div class="charts">{"".join(charts)}</div>'
 
 
-def epoch_table(records: list[dict[str, Any]]) -> str:
+def epoch_table(records: list[dict[str, Any]], extras: dict[str, list[Any]] | None = None) -> str:
+    """The numbers behind the curves, one row per record; extras: the policy's own scalars, a column each."""
     n_gens = max((len(r["g_loss"]) for r in records if isinstance(r.get("g_loss"), list)), default=0)
     gens = [f"G{i + 1} loss" for i in range(n_gens)] if n_gens > 1 else []
-    header = ["epoch", "D loss", "mean G loss", *gens, "D accuracy", "FID", "KID", "classes/modes", "seconds"]
+    extras = extras or {}
+    header = ["epoch", "D loss", "mean G loss", *gens, "D accuracy", *extras, "FID", "KID", "classes/modes", "seconds"]
     rows = []
-    for r in records:
+    for i, r in enumerate(records):
         g = r.get("g_loss") if isinstance(r.get("g_loss"), list) else []
         rows.append([r.get("epoch"), r.get("d_loss"), r.get("g_loss_mean"), *(g[:n_gens] if gens else []), r.get("d_accuracy"),
-                     r.get("fid"), r.get("kid"), r.get("modes", r.get("classes")), r.get("seconds")])
+                     *(significant(column[i]) for column in extras.values()), r.get("fid"), r.get("kid"), r.get("modes", r.get("classes")),
+                     r.get("seconds")])
     return table(header, rows)
 
 
@@ -142,7 +151,7 @@ def run_page(run_dir: Path) -> str:
     resolved = run_dir.resolve()
     name = "/".join(resolved.parts[-2:]) if re.match(r"^seed-\d+$", resolved.name) else resolved.name  # compare's runs/<label>/seed-<s>
     facts = [f"strategy <b>{escape(str(settings.get('strategy', meta.get('strategy', '?'))))}</b>"
-             + (f" with {escape(str(settings['n_gens']))} generators" if "n_gens" in settings else "")
+             + (f" with {escape(plural(settings['n_gens'], 'generator'))}" if "n_gens" in settings else "")
              + (f", architecture {escape(str(meta['architecture']))}" if "architecture" in meta else "")
              + f", dataset {escape(str(settings.get('dataset', '?')))}",
              f"folder <code>{escape(str(run_dir))}</code>"]
@@ -151,7 +160,9 @@ def run_page(run_dir: Path) -> str:
         facts.append("no finished epoch yet: nothing to plot")
     else:
         final = evals.get(features, {})
-        facts.append(f"{len(records)} epochs finished (step {fmt(records[-1].get('step'))})"
+        whole = len(records) - bool(records[-1].get("partial"))  # a run stopped inside an epoch ends with that epoch's record
+        facts.append(f"{plural(whole, 'epoch')} finished" + (f" and part of epoch {fmt(records[-1].get('epoch'))}" if whole < len(records) else "")
+                     + f" (step {fmt(records[-1].get('step'))})"
                      + (f"; final FID {fmt(final.get('fid'), 2)} ({escape(features)} features)" if "fid" in final else "")
                      + (f"; best FID during training {fmt(summary['best_fid'], 2)}" if summary.get("best_fid") is not None else ""))
         timed = [r for r in rundir.read_metrics(run_dir) if "fid" in r and "train_seconds" in r]
@@ -167,7 +178,7 @@ def run_page(run_dir: Path) -> str:
         sections.append(("split", "How the generators share the work",
                          f'<p class="muted">From the {escape(source)}.</p>' + class_split([(name, generators)])))
     if records:
-        sections.append(("epochs", "Numbers per epoch", epoch_table(records)))
+        sections.append(("epochs", "Numbers per epoch", epoch_table(records, (summary or {}).get("extras"))))
     protocols = [(f"final ({k})", v["protocol"]) for k, v in evals.items() if isinstance(v.get("protocol"), dict)]
     training = next((r["eval_protocol"] for r in reversed(records) if isinstance(r.get("eval_protocol"), dict)), None)
     if training:

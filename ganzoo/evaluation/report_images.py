@@ -160,7 +160,8 @@ def stepper_html(key: str, title: str, grids: Grids, note: str = "", box: tuple[
         labels.append(f'<label for="{ident}">{frame.epoch}</label>')
         figures.append(f'<figure><img src="{frame.uri}"{display_size(frame, box)} alt="{escape(title)}, samples after epoch {frame.epoch}">'
                        f'<figcaption>{escape(title)}: epoch {frame.epoch}</figcaption></figure>')
-    shown = f"{len(grids.frames)} of {grids.total} epochs' grids embedded"
+    whose = "epoch's grid" if grids.total == 1 else "epochs' grids"
+    shown = f"{len(grids.frames)} of {grids.total} {whose} embedded"
     if len(grids.frames) + grids.unreadable < grids.total:
         shown += " (evenly spaced; the others are in the run's samples/ folder)"
     if grids.unreadable:

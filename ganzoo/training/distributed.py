@@ -38,6 +38,14 @@ def under_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun sets it (0 outside torchrun), known before joining the group."""
+    try:
+        return int(os.environ["RANK"]) if under_torchrun() else 0
+    except ValueError:
+        raise GanzooError(f"RANK={os.environ['RANK']!r} is not a rank; is this torchrun's environment?") from None
+
+
 def join(device: torch.device) -> World:
     """Join torchrun's process group (once per process); a plain World outside torchrun."""
     if not under_torchrun():

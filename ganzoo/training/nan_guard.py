@@ -9,7 +9,9 @@ from typing import Any
 import torch
 
 from ganzoo.core.errors import NonFiniteError
-from ganzoo.training import distributed, rundir
+from ganzoo.runs import rundir
+from ganzoo.runs.checkpoint import open_checkpoint
+from ganzoo.training import distributed
 
 MAX_ROLLBACKS = 3
 
@@ -30,7 +32,7 @@ def finite_or_rolled_back(trainer: Any, metrics: dict[str, Any]) -> bool:
     """True when the metrics and weights are finite. Otherwise, with on_nan = "rollback" (and fewer
     than 3 rollbacks), roll back and return False; else raise NonFiniteError. Under torchrun every
     rank takes the same branch."""
-    bad = non_finite(metrics, (*trainer.generators, trainer.discriminator))
+    bad = non_finite(metrics, tuple(trainer.state.modules().values()))
     if distributed.any_rank(int(bool(bad)), trainer.world, trainer.device) and not bad:
         bad = ["another rank's batch-norm statistics"]
     if not bad:
@@ -39,20 +41,17 @@ def finite_or_rolled_back(trainer: Any, metrics: dict[str, Any]) -> bool:
     if trainer.config.on_nan == "rollback" and trainer.state.rollbacks < MAX_ROLLBACKS:
         if not (trainer.run_dir / rundir.CHECKPOINT).exists():
             raise NonFiniteError(f"{where}; no checkpoint to roll back to yet")
-        trainer.rollback()
+        roll_back(trainer)
         return False
     raise NonFiniteError(f"{where}; the last good checkpoint is kept in {trainer.run_dir}")
 
 
 def roll_back(trainer: Any) -> None:
-    """Reload the last checkpoint and halve every learning rate (the current one, so that repeated
-    rollbacks to the same checkpoint keep halving)."""
+    """Reload the last checkpoint and halve every learning rate (``Trainer.set_learning_rates``
+    halves per rollback, so that repeated rollbacks to the same checkpoint keep halving)."""
     rollbacks = trainer.state.rollbacks + 1
-    optimizers = (*trainer.g_optimizers, trainer.d_optimizer)
-    lrs = [[group["lr"] for group in o.param_groups] for o in optimizers]
-    trainer._restore()
+    with open_checkpoint(trainer.run_dir) as checkpoint:
+        trainer.load_checkpoint(checkpoint)
     trainer.state.rollbacks = rollbacks
-    for optimizer, old in zip(optimizers, lrs):
-        for group, lr in zip(optimizer.param_groups, old):
-            group["lr"] = lr * 0.5
+    trainer.set_learning_rates()
     trainer.latest = {}

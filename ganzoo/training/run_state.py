@@ -1,9 +1,13 @@
 """The resumable state of a training run, as one dataclass, and its checkpoint form.
 
-A checkpoint holds the weights and optimizer states of D and every generator, the random number
-generators, the fixed sample z, the counters and the metric sums of the epoch so far; the trainer
-adds a manifest of the run's settings and parts. ``ganzoo.training.checkpoint`` encodes and checks
-the safetensors file.
+A checkpoint holds the weights and optimizer states of every discriminator and generator, the random
+number generators, the fixed sample z, the counters and the metric sums of the epoch so far; the
+trainer adds a manifest of the run's settings and parts. ``ganzoo.runs.checkpoint`` names the
+tensors and ``ganzoo.core.tensorfile`` encodes and checks the file.
+
+Tensor names: ``generator.<i>.*`` and ``optimizer.generator.<i>.*``; a run's one discriminator is
+``discriminator.*`` and ``optimizer.discriminator.*``; several are ``discriminator.<name>.*`` and
+``optimizer.discriminator.<name>.*``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ganzoo.runs.checkpoint import load_module, load_optimizer, module_tensors, optimizer_tensors
 from ganzoo.training.clock import TrainClock
-from ganzoo.training.checkpoint import load_module, load_optimizer, module_tensors, optimizer_tensors
 from ganzoo.training.meter import Meter
 
 
@@ -26,9 +30,9 @@ class RunState:
     permutation seeded by (seed, e))."""
 
     generators: nn.ModuleList
-    discriminator: nn.Module
+    discriminators: nn.ModuleDict  # by name, in the order the input policy asked for them
     g_optimizers: list[torch.optim.Optimizer]  # made after ganzoo_on_models_built (plugins may tie layers first)
-    d_optimizer: torch.optim.Optimizer | None
+    d_optimizers: dict[str, torch.optim.Optimizer]
     z_rng: torch.Generator
     sample_z: Tensor  # (sample_count, N, z_dim): the fixed z of the sample grids
     meter: Meter
@@ -37,13 +41,29 @@ class RunState:
     rollbacks: int = 0
     clock: TrainClock = field(default_factory=TrainClock)  # training time (--minutes, --eval-every 60s)
 
+    def d_prefix(self, name: str) -> str:
+        """The checkpoint name of a discriminator: "discriminator" when the run has one."""
+        return "discriminator" if len(self.discriminators) == 1 else f"discriminator.{name}"
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer by its checkpoint name (less the "optimizer." in front)."""
+        named = {self.d_prefix(name): o for name, o in self.d_optimizers.items()}
+        named.update({f"generator.{i}": o for i, o in enumerate(self.g_optimizers)})
+        return named
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Every network by its checkpoint name."""
+        named = {self.d_prefix(name): d for name, d in self.discriminators.items()}
+        named.update({f"generator.{i}": g for i, g in enumerate(self.generators)})
+        return named
+
     def tensors(self) -> dict[str, Tensor]:
         """Every tensor of the state, by checkpoint name."""
-        tensors = module_tensors("discriminator", self.discriminator)
-        tensors.update(optimizer_tensors("optimizer.discriminator", self.d_optimizer)[0])
-        for i, (g, optimizer) in enumerate(zip(self.generators, self.g_optimizers)):
-            tensors.update(module_tensors(f"generator.{i}", g))
-            tensors.update(optimizer_tensors(f"optimizer.generator.{i}", optimizer)[0])
+        tensors: dict[str, Tensor] = {}
+        for name, module in self.modules().items():
+            tensors.update(module_tensors(name, module))
+        for name, optimizer in self.optimizers().items():
+            tensors.update(optimizer_tensors(f"optimizer.{name}", optimizer)[0])
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.z"] = self.z_rng.get_state()
         if torch.cuda.is_available():
@@ -54,9 +74,7 @@ class RunState:
 
     def manifest(self) -> dict[str, Any]:
         """The state's part of the checkpoint manifest: counters, optimizer groups, Python's RNG."""
-        groups = {"discriminator": optimizer_tensors("optimizer.discriminator", self.d_optimizer)[1]}
-        for i, optimizer in enumerate(self.g_optimizers):
-            groups[f"generator.{i}"] = optimizer_tensors(f"optimizer.generator.{i}", optimizer)[1]
+        groups = {name: optimizer_tensors(f"optimizer.{name}", o)[1] for name, o in self.optimizers().items()}
         return {
             "step": self.step,
             "epoch": self.epoch,
@@ -69,14 +87,13 @@ class RunState:
 
     def load(self, tensors: dict[str, Tensor], manifest: dict[str, Any], *, exact_z: bool = True) -> None:
         """Put a checkpoint's state into this one (built with the same settings, and checked against
-        it by ``ganzoo.training.resume.read_for_restore``). With ``exact_z`` False (a checkpoint of
+        it by ``ganzoo.training.resume.check_restorable``). With ``exact_z`` False (a checkpoint of
         another device kind: CPU and CUDA generator states differ) the z stream is left for the
         caller to restart."""
-        load_module("discriminator", self.discriminator, tensors)
-        load_optimizer("optimizer.discriminator", self.d_optimizer, tensors, manifest["optimizer_groups"]["discriminator"])
-        for i, (g, optimizer) in enumerate(zip(self.generators, self.g_optimizers)):
-            load_module(f"generator.{i}", g, tensors)
-            load_optimizer(f"optimizer.generator.{i}", optimizer, tensors, manifest["optimizer_groups"][f"generator.{i}"])
+        for name, module in self.modules().items():
+            load_module(name, module, tensors)
+        for name, optimizer in self.optimizers().items():
+            load_optimizer(f"optimizer.{name}", optimizer, tensors, manifest["optimizer_groups"][name])
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and torch.cuda.is_available():  # a checkpoint from a machine with more GPUs sets those it can
             torch.cuda.set_rng_state_all(list(tensors["rng.cuda"])[: torch.cuda.device_count()])

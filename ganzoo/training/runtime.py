@@ -14,6 +14,8 @@ import os
 import platform
 import signal
 
+from ganzoo.core.errors import GanzooError
+
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # buffers below 32 MiB come from the heap, not fresh mmaps
@@ -37,14 +39,25 @@ PR_SET_PDEATHSIG = 1
 def stop_with_parent() -> None:
     """When GANZOO_STOP_WITH_PARENT names a process id (ganzoo compare sets it for its runs), ask
     Linux to send this process SIGTERM when that parent dies, so that a killed compare leaves no
-    orphan training: each run checkpoints and stops, and the next compare resumes it."""
-    parent = os.environ.get("GANZOO_STOP_WITH_PARENT")
+    orphan training: each run checkpoints and stops, and the next compare resumes it. A value that
+    is not this process's parent is a one-line error, before anything is written."""
+    name = "GANZOO_STOP_WITH_PARENT"
+    parent = os.environ.get(name)
     if not parent or platform.system() != "Linux":
         return
+    if not (parent.isascii() and parent.isdigit() and 1 < int(parent) < 1 << 22):
+        raise GanzooError(f"{name} must be the process id of the ganzoo compare that started this run (it sets it), got {parent!r}")
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
         return
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if str(os.getppid()) != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    if os.getppid() != int(parent):
+        try:
+            os.kill(int(parent), 0)
+        except ProcessLookupError:  # the parent died before the request took effect
+            raise GanzooError(f"the process that started this run (pid {parent}, {name}) has ended; not starting") from None
+        except PermissionError:
+            pass
+        raise GanzooError(f"{name}={parent} is not this process's parent (pid {os.getppid()}); ganzoo compare sets it for "
+                          f"its own runs: unset it")

@@ -21,15 +21,17 @@ class ShownGenerators:
 
     def __call__(self, trainer: Any) -> tuple[str, nn.ModuleList]:
         """(name of the weights, generators holding them) for this trainer now."""
-        try:
-            answer = trainer.host.hook.ganzoo_sampling_weights(trainer=trainer)
-        except Exception as exc:
-            raise PluginError(f"a plugin raised in ganzoo_sampling_weights at step {trainer.step}: {type(exc).__name__}: {exc}") from None
-        if answer is None:
+        answered = trainer.dispatch.first("ganzoo_sampling_weights", trainer)
+        if answered is None:
             return "raw", trainer.generators
-        name, state_dicts = answer
-        if self.copy is None:
-            self.copy = copy.deepcopy(trainer.generators)
-        for generator, weights in zip(self.copy, state_dicts, strict=True):
-            generator.load_state_dict(weights)
+        plugin, answer = answered
+        try:
+            name, state_dicts = answer
+            if self.copy is None:
+                self.copy = copy.deepcopy(trainer.generators)
+            for generator, weights in zip(self.copy, state_dicts, strict=True):
+                generator.load_state_dict(weights)
+        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+            raise PluginError(f"plugin {plugin!r} answered ganzoo_sampling_weights with weights that do not fit the "
+                              f"{len(trainer.generators)} generators: {type(exc).__name__}: {exc}") from None
         return str(name), self.copy

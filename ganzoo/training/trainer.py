@@ -1,57 +1,69 @@
 """The core training loop. It knows nothing of PSG or SNGAN: it calls the chosen input policy and
-aggregation, and the observer hooks.
+aggregation, and the hooks of the run.
 
 One generator step, top to bottom (``Trainer.train_step``):
     for each of n_dis discriminator steps:
         draw a real batch and z; run the N generators
         out = policy(D, real, fakes, "discriminator")    # D runs once on the (N+1) x B batch
         D minimises mean(d_weights * out.d_losses)       # d_weights from the aggregation, or ones
+        policy.after_discriminator_step(D)               # when the policy has it (weight clipping)
     out = policy(D, real, fakes, "generator")            # the updated D on the last batch, gradients into G
     every G minimises aggregation(out).g_loss
+D is one network, or a dict of them when the policy asks for several (``DiscriminatorSpec``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ganzoo.core.compat import with_phase
 from ganzoo.core.compose import check_composition
 from ganzoo.core.config import TrainConfig
-from ganzoo.core.errors import DataError, PluginError, StopRequested
+from ganzoo.core.errors import GanzooError, StopRequested
 from ganzoo.core.files import write_atomic
 from ganzoo.core.host import Host
-from ganzoo.core.parts import with_phase
-from ganzoo.training import distributed, nan_guard, rundir
-from ganzoo.training.checkpoint import encode_checkpoint, manifest_fields
+from ganzoo.runs import rundir
+from ganzoo.runs.images import grid, png_bytes, sample_blocks
+from ganzoo.runs.models import build_generators, resolve_device
+from ganzoo.training import checkpointing, distributed, nan_guard
+from ganzoo.training.batches import Batches
+from ganzoo.training.build import build_discriminators, build_optimizers, discriminator_specs, training_images
 from ganzoo.training.clock import crossed
-from ganzoo.training.data import Batches, default_root, load_data
 from ganzoo.training.distributed import World
 from ganzoo.training.generator_bank import GeneratorBank, use_vmap
-from ganzoo.training.images import grid, png_bytes, sample_blocks
 from ganzoo.training.meter import Meter
-from ganzoo.training.models import build_discriminator, build_generators, distinct_parameters
+from ganzoo.training.observers import Dispatch
+from ganzoo.training.optimizers import lr_factor, set_learning_rates
 from ganzoo.training.precision import Autocast, allow_tf32, resolve_amp
-from ganzoo.training.resume import discriminator_shape, parts_plugins, read_for_restore, resolve_device
 from ganzoo.training.run_state import RunState
 from ganzoo.training.shown import ShownGenerators
 
 UNBOUNDED = 2**62  # the step budget of a run limited by --minutes only
-# Hooks that observe a run; under torchrun only rank 0 (the writer) calls them.
-OBSERVER_HOOKS = {"ganzoo_on_train_start", "ganzoo_on_step_end", "ganzoo_on_epoch_end", "ganzoo_on_checkpoint_saved",
-                  "ganzoo_on_train_end", "ganzoo_add_checkpoint_tensors", "ganzoo_on_checkpoint_save"}
+Evaluate = Callable[[torch.nn.ModuleList, TrainConfig], dict[str, Any]]  # --eval-every: generators -> flat scores
+
+
+def one_or_dict(items: dict[str, Any]) -> Any:
+    """What a policy gets for D: the network itself when there is one, else the dict by name."""
+    return next(iter(items.values())) if len(items) == 1 else items
 
 
 class Trainer:
-    """Builds a run from a TrainConfig (or resumes one) and trains it. ``self.state`` is everything
-    a checkpoint holds (``ganzoo.training.run_state.RunState``)."""
+    """Builds a run from a TrainConfig and trains it. ``self.state`` is everything a checkpoint holds
+    (``ganzoo.training.run_state.RunState``); ``load_checkpoint`` puts a saved state in it.
 
-    def __init__(self, config: TrainConfig, host: Host, run_dir: Path, *, resume: bool = False,
-                 log: Callable[[str], None] | None = None, world: World | None = None):
+    ``observers`` are objects with hook methods for this run only (the progress bar); ``evaluate``
+    scores the generators for ``--eval-every`` (``ganzoo.evaluation.in_training``), needed on the
+    writing rank of a run that evaluates. ``ganzoo.training.session`` puts a run together around it.
+    """
+
+    def __init__(self, config: TrainConfig, host: Host, run_dir: Path, *, log: Callable[[str], None] | None = None,
+                 world: World | None = None, observers: Iterable[object] = (), evaluate: Evaluate | None = None):
         self.config, self.host, self.run_dir = config, host, Path(run_dir)
         self.world = world or World()
         self.log = log or (lambda _: None)
@@ -62,100 +74,108 @@ class Trainer:
         arch = registry.get("architecture", self.arch_name)
         self.policy = registry.get("input policy", config.policy).build(config)
         self._score = with_phase(self.policy)
+        self._after_d_step = getattr(self.policy, "after_discriminator_step", None)
+        self.d_specs = discriminator_specs(self.policy)
         self.aggregation = registry.get("aggregation", config.aggregation).build(config)
         self.device = distributed.rank_device(resolve_device(config.device), self.world)
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
 
-        data = load_data(registry, config.dataset, Path(config.data_root) if config.data_root else default_root())
-        images = data.images[: config.limit_data] if config.limit_data else data.images
-        images = images[self.world.rank :: self.world.size]  # this rank's shard (all of it in a plain run)
-        if tuple(images.shape[2:]) != (arch.image_size, arch.image_size):
-            raise DataError(
-                f"architecture {self.arch_name!r} makes {arch.image_size}x{arch.image_size} images, "
-                f"but {config.dataset!r} has {images.shape[2]}x{images.shape[3]}; choose another --arch"
-            )
-        self.data_source = data.source
+        images, self.data_source = training_images(registry, config, arch, self.world)
         self.image_shape = tuple(images.shape[1:])
         self.batches = Batches(images.to(self.device), config.batch_size, config.seed)
         self.steps_per_epoch = max(1, self.batches.per_epoch // config.n_dis)
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch or UNBOUNDED  # epochs 0: --minutes only
+        if config.lr_schedule != "constant" and self.total_steps == UNBOUNDED:
+            raise GanzooError(f"--lr-schedule {config.lr_schedule} decays over the run's steps; give --steps or --epochs")
+        self.schedule_steps = self.total_steps  # the steps the schedule decays over (a resume keeps the first run's)
 
         channels = self.image_shape[0]
-        self.d_packing, self.d_outputs = discriminator_shape(self.policy)
         generators = build_generators(arch, config.n_gens, config.z_dim, channels, config.seed).to(self.device)
-        discriminator = build_discriminator(
-            arch, channels * self.d_packing, config.spectral_norm, config.seed, self.d_outputs
-        ).to(self.device)
+        discriminators = build_discriminators(registry, config, self.d_specs, arch, channels).to(self.device)
         z_rng = torch.Generator(self.device).manual_seed(config.seed + 1_000_003 * self.world.rank)
         # Fixed z for the sample grids; with shared z every generator gets the same column of z.
         z_columns = 1 if config.shared_z else config.n_gens
         z = torch.randn(config.sample_count, z_columns, config.z_dim, generator=z_rng, device=self.device)
-        self.state = RunState(generators, discriminator, [], None, z_rng, z.expand(-1, config.n_gens, -1).contiguous(),
+        self.state = RunState(generators, discriminators, [], {}, z_rng, z.expand(-1, config.n_gens, -1).contiguous(),
                               Meter(config.n_gens, self.device))
-        self.notify("ganzoo_on_models_built", trainer=self)  # plugins may tie layers before the optimizers exist
-        betas = (config.beta1, config.beta2)
-        own_params = distinct_parameters(generators)
-        self.state.g_optimizers = [torch.optim.Adam(params, lr=config.lr, betas=betas) for params in own_params]
-        self.state.d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d or config.lr, betas=betas)
-        self.g_params = [p for params in own_params for p in params]
+        self.dispatch = Dispatch(host, self.world.writer)
+        self.notify("ganzoo_on_models_built")  # plugins may tie layers before the optimizers exist
+        g_opts, d_opts, g_lrs, d_lrs = build_optimizers(config, generators, discriminators, self.d_specs)
+        self.state.g_optimizers, self.state.d_optimizers = g_opts, d_opts
+        self._base_lrs = [*zip(g_opts, g_lrs), *((d_opts[name], lr) for name, lr in d_lrs.items())]
+        self.g_params = [p for optimizer in g_opts for group in optimizer.param_groups for p in group["params"]]
         torch.manual_seed(config.seed)
         self._build_calls()
+        self.set_learning_rates()
         self.stop_signal: int | None = None  # set (e.g. by a signal handler) to stop after this step
         self.latest: dict[str, Any] = {}
         self.exact_resume = True
         self.time_up = False  # the --minutes budget is spent
         self.shown = ShownGenerators()  # what sample grids and evaluations use (the ema plugin's averages)
-        if resume:
-            self._restore()
-        self.evaluator = None
-        self._evaluated_at = (self.state.step, self.state.clock.seconds)  # (step, training seconds) of the last evaluation
+        self.dispatch.make_observers(self)
+        for observer in observers:
+            self.dispatch.add("caller", observer)
         evaluates = config.eval_every or config.eval_every_steps or config.eval_every_seconds
-        if evaluates and self.world.writer:  # built now, so a missing extractor fails before any training
-            from ganzoo.evaluation.evaluator import build_evaluator
-
-            self.evaluator = build_evaluator(
-                host, config.dataset, features=config.eval_features, data_root=Path(config.data_root) if config.data_root else None,
-                device=self.device, log=self.log,
-            )
+        if evaluates and self.world.writer and evaluate is None:
+            raise GanzooError("this run evaluates while it trains (--eval-every) but was given no evaluator "
+                              "(ganzoo.evaluation.in_training.training_evaluator makes one)")
+        self.evaluate_generators = evaluate if self.world.writer else None
+        self._evaluated_at = (0, 0.0)  # (step, training seconds) of the last evaluation
 
     # The state's parts that plugins and tests read by their plain names.
     generators = property(lambda self: self.state.generators)
-    discriminator = property(lambda self: self.state.discriminator)
     g_optimizers = property(lambda self: self.state.g_optimizers)
-    d_optimizer = property(lambda self: self.state.d_optimizer)
     step = property(lambda self: self.state.step)
     epoch = property(lambda self: self.state.epoch)
     rollbacks = property(lambda self: self.state.rollbacks)
     sample_z = property(lambda self: self.state.sample_z)
 
+    @property
+    def discriminator(self) -> Any:
+        """The run's discriminator; when the policy asks for several, a ModuleDict of them by name."""
+        discriminators = self.state.discriminators
+        return next(iter(discriminators.values())) if len(discriminators) == 1 else discriminators
+
+    @property
+    def d_optimizer(self) -> torch.optim.Optimizer:
+        """The discriminator's optimizer (a run with several has ``state.d_optimizers``, by name)."""
+        if len(self.state.d_optimizers) != 1:
+            raise GanzooError(f"this run has {len(self.state.d_optimizers)} discriminators; use trainer.state.d_optimizers")
+        return next(iter(self.state.d_optimizers.values()))
+
     # -- the hot path ---------------------------------------------------------------------------
 
     def _build_calls(self) -> None:
         """How the hot path calls the networks: the N generators as one GeneratorBank (looped or
-        vmapped), both under bf16 autocast when --amp says so (and TF32 on CUDA), wrapped in DDP under
+        vmapped), all under bf16 autocast when --amp says so (and TF32 on CUDA), wrapped in DDP under
         torchrun, and compiled with --compile. The modules themselves (state.generators,
-        state.discriminator) are what optimizers and checkpoints see."""
+        state.discriminators) are what optimizers and checkpoints see."""
         config, device, state = self.config, self.device, self.state
         self.amp = resolve_amp(config.amp, device)
         self.tf32 = allow_tf32(device)
         self.vectorized = use_vmap(config.vmap, state.generators, device)
         if config.channels_last:
             state.generators.to(memory_format=torch.channels_last)
-            state.discriminator.to(memory_format=torch.channels_last)
+            state.discriminators.to(memory_format=torch.channels_last)
         bank: torch.nn.Module = GeneratorBank(state.generators, vectorized=self.vectorized, device=device, amp=self.amp)
-        d_train: torch.nn.Module = state.discriminator
+        d_train: dict[str, torch.nn.Module] = dict(state.discriminators)
         if self.world.active:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [device.index] if device.type == "cuda" else None
-            bank, d_train = DDP(bank, device_ids=ids), DDP(d_train, device_ids=ids)
+            bank, d_train = DDP(bank, device_ids=ids), {name: DDP(d, device_ids=ids) for name, d in d_train.items()}
         # In the generator phase D needs no gradient of its own, so it bypasses DDP's gradient averaging.
-        calls = [bank, Autocast(d_train, device, self.amp), Autocast(state.discriminator, device, self.amp)]
+        d_phase = {name: Autocast(d, device, self.amp) for name, d in d_train.items()}
+        g_phase = {name: Autocast(d, device, self.amp) for name, d in state.discriminators.items()}
         if config.compile:
-            calls = [torch.compile(call) for call in calls]
-        self._generate, self._d_in_d_phase, self._d_in_g_phase = calls
+            bank = torch.compile(bank)
+            d_phase, g_phase = ({name: torch.compile(d) for name, d in calls.items()} for calls in (d_phase, g_phase))
+        self._generate, self._d_in_d_phase, self._d_in_g_phase = bank, one_or_dict(d_phase), one_or_dict(g_phase)
+        self._d_networks = one_or_dict(dict(state.discriminators))  # what after_discriminator_step gets
+        self._d_opts = list(state.d_optimizers.values())
+        self._scheduled = config.lr_schedule != "constant"
 
     def _fakes(self, batch: int) -> list[Tensor]:
         n, z_dim = self.config.n_gens, self.config.z_dim
@@ -173,9 +193,14 @@ class Trainer:
             out_d = self._score(self._d_in_d_phase, real, [f.detach() for f in fakes], "discriminator")
             weights = self.aggregation(out_d).d_weights
             d_loss = out_d.d_losses.mean() if weights is None else (weights * out_d.d_losses).mean()
-            state.d_optimizer.zero_grad(set_to_none=True)
+            for optimizer in self._d_opts:
+                optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
-            state.d_optimizer.step()
+            for optimizer in self._d_opts:
+                optimizer.step()
+            if self._after_d_step is not None:
+                with torch.no_grad():
+                    self._after_d_step(self._d_networks)
 
         out_g = self._score(self._d_in_g_phase, real, fakes, "generator")
         g_loss = self.aggregation(out_g).g_loss
@@ -188,23 +213,30 @@ class Trainer:
         # runs with different aggregations report the same quantity.
         state.meter.add(out_d, out_g)
 
+    def set_learning_rates(self) -> None:
+        """Every optimizer's learning rate for the next step: its base, halved per rollback, times the schedule's factor."""
+        factor = 0.5 ** self.state.rollbacks * lr_factor(self.config.lr_schedule, self.state.step, self.schedule_steps)
+        set_learning_rates(self._base_lrs, factor)
+
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Train until the step budget is spent; return the last epoch's record."""
-        if self.world.writer:
-            rundir.create(self.run_dir)
-        self.notify("ganzoo_on_train_start", trainer=self)
+        """Train until the step budget is spent; return the last epoch's record. The run folder
+        must exist (``ganzoo.training.session`` makes and locks it)."""
+        if self.world.writer and not (self.run_dir / rundir.SAMPLES).is_dir():
+            raise GanzooError(f"{self.run_dir} is not a run folder (no {rundir.SAMPLES}/); ganzoo.runs.rundir.create makes one, "
+                              f"and ganzoo.training.session.Session makes and locks it")
+        self.notify("ganzoo_on_train_start")
         record = self.latest_record()
         self.generators.train()
-        self.discriminator.train()
+        self.state.discriminators.train()
         self.state.meter.started = time.perf_counter()
         self.state.clock.start()
         try:
             record = self._train(record)
         finally:
             self.state.clock.stop()
-        self.notify("ganzoo_on_train_end", trainer=self, metrics=record)
+        self.notify("ganzoo_on_train_end", metrics=record)
         return record
 
     def _train(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -220,9 +252,9 @@ class Trainer:
                 elif evaluate:  # a record of the epoch so far, with the evaluation, and a checkpoint
                     record = self._end_epoch(partial=True, evaluate=True)
                 elif (every and state.step % every == 0) or stopping:
-                    if not self._finite(state.meter.read(self.world)):
+                    if not self.finite(state.meter.read(self.world)):
                         continue  # never save a non-finite state; rolled back instead
-                    self._checkpoint()
+                    self.save_checkpoint()
                 if stopping and not self.done():
                     raise StopRequested(self.stop_signal, state.step)  # at the end, finish normally
             if state.meter.count > state.meter.done_before and self._evaluated_at[0] != state.step:
@@ -236,13 +268,15 @@ class Trainer:
     def advance(self) -> bool:
         """One generator step and its bookkeeping (what ``make bench`` times); False when the
         metrics read at a logging point were not finite and the run rolled back."""
+        if self._scheduled:
+            self.set_learning_rates()
         self.train_step()
         self.state.step += 1
         if self.state.step % self.config.log_every == 0:
             self.latest = self.state.meter.read(self.world)
-            if not self._finite(self.latest):
+            if not self.finite(self.latest):
                 return False
-        self.notify("ganzoo_on_step_end", trainer=self, step=self.state.step)
+        self.notify("ganzoo_on_step_end", step=self.state.step)
         return True
 
     def done(self) -> bool:
@@ -274,28 +308,18 @@ class Trainer:
             self.stop_signal = agreed
         return bool(agreed)
 
-    def _finite(self, metrics: dict[str, Any]) -> bool:
+    def finite(self, metrics: dict[str, Any]) -> bool:
         """Check metrics and weights for NaN/Inf (at logging points only: it syncs). True when all
         is finite; else, with on_nan = "rollback", roll back and return False, or raise NonFiniteError."""
         return nan_guard.finite_or_rolled_back(self, metrics)
 
-    def rollback(self) -> None:
-        """Reload the last checkpoint and halve every learning rate (ganzoo.training.nan_guard)."""
-        nan_guard.roll_back(self)
+    def observers(self, plugin: str) -> list[object]:
+        """This run's observers that a plugin made (``ganzoo_run_observers``), e.g. the ema plugin's averages."""
+        return self.dispatch.of(plugin)
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook on every plugin, in pluggy's order; a plugin that raises, or calls
-        sys.exit, is named (PluginError). Under torchrun, ranks other than 0 skip the hooks that
-        observe the run (OBSERVER_HOOKS)."""
-        if hook_name in OBSERVER_HOOKS and not self.world.writer:
-            return
-        for impl in reversed(getattr(self.host.hook, hook_name).get_hookimpls()):
-            try:
-                impl.function(**{name: kwargs[name] for name in impl.argnames})
-            except (Exception, SystemExit) as exc:
-                plugin = self.host.pm.get_name(impl.plugin)
-                step = self.state.step if hasattr(self, "state") else 0
-                raise PluginError(f"plugin {plugin!r} raised in {hook_name} at step {step}: {type(exc).__name__}: {exc}") from None
+        """Call an observer hook, in ganzoo's dispatch order (``ganzoo.training.observers``)."""
+        self.dispatch.notify(hook_name, self, **kwargs)
 
     def latest_record(self) -> dict[str, Any]:
         records = rundir.read_metrics(self.run_dir)
@@ -308,7 +332,7 @@ class Trainer:
         if not partial:
             state.epoch += 1
         metrics = meter.read(self.world)
-        if not self._finite(metrics):
+        if not self.finite(metrics):
             return self.latest_record()
         record = {
             "epoch": state.epoch if not partial else state.epoch + 1,
@@ -325,25 +349,27 @@ class Trainer:
         with state.clock.paused():
             if evaluate:
                 self._evaluated_at = (state.step, record["train_seconds"])
-                if writer and self.evaluator is not None:
+                if writer:
                     record.update(self.evaluate())
             self.latest = record
             if writer:
                 rundir.append_metrics(self.run_dir, record)
-                self.write_samples(rundir.sample_path(self.run_dir, record["epoch"]))
+                self.write_samples(self.samples_path(record["epoch"]))
             if not partial:
                 meter.reset()
-            self._checkpoint()
+            self.save_checkpoint()
         if not partial:
-            self.notify("ganzoo_on_epoch_end", trainer=self, epoch=state.epoch, metrics=record)
+            self.notify("ganzoo_on_epoch_end", epoch=state.epoch, metrics=record)
         return record
 
     def evaluate(self) -> dict[str, Any]:
         """The evaluator's metrics of ``eval_n`` samples (same z every time), flattened for metrics.jsonl."""
-        from ganzoo.evaluation.evaluator import flat_scores
-
         name, generators = self.shown(self)
-        return {**flat_scores(self.evaluator, generators, self.config), "eval_weights": name}
+        return {**self.evaluate_generators(generators, self.config), "eval_weights": name}
+
+    def samples_path(self, epoch: int) -> Path:
+        """Where the run's sample grid of an epoch is (samples/epoch-NNNN.png)."""
+        return rundir.sample_path(self.run_dir, epoch)
 
     @torch.no_grad()
     def write_samples(self, path: Path) -> None:
@@ -352,69 +378,23 @@ class Trainer:
         self.generators.train()
         write_atomic(path, png_bytes(grid(blocks)))
 
-    # -- checkpoints ----------------------------------------------------------------------------
+    # -- checkpoints (ganzoo.training.checkpointing) --------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
         """The checkpoint's JSON manifest: versions, settings, parts, and the state's counters."""
-        from ganzoo import __version__
-
-        return {
-            "ganzoo_version": __version__,
-            "strategy": self.config.strategy,
-            "config": self.config.to_dict(),
-            "architecture": self.arch_name,
-            "image_shape": list(self.image_shape),
-            "discriminator": {"packing": self.d_packing, "outputs": self.d_outputs},
-            "data_source": self.data_source,
-            "parts": parts_plugins(self.host, self.config, self.arch_name),
-            **self.state.manifest(),
-        }
+        return checkpointing.manifest(self)
 
     def tensors(self) -> dict[str, Tensor]:
         return self.state.tensors()
 
-    def save(self) -> Path:
-        """Write checkpoint.safetensors (and, with keep_last > 1, the keep_last newest under checkpoints/)."""
-        path = self.run_dir / rundir.CHECKPOINT
-        tensors = self.tensors()
-        extra: dict[str, Tensor] = {}
-        self.notify("ganzoo_add_checkpoint_tensors", trainer=self, tensors=extra)
-        self.notify("ganzoo_on_checkpoint_save", trainer=self, tensors=extra)  # its 0.2 name
-        taken = sorted(set(extra) & set(tensors))
-        if taken:
-            raise PluginError(f"a plugin's checkpoint tensors use names the trainer's state uses: {', '.join(taken[:3])}")
-        data = encode_checkpoint({**tensors, **extra}, self.manifest())
-        write_atomic(path, data)
-        if self.config.keep_last > 1:
-            rundir.keep_copy(self.run_dir, self.state.step, data, self.config.keep_last)
-        return path
-
-    def _checkpoint(self) -> None:
-        """Rank 0 saves; under torchrun every rank first checks that the replicas agree, and waits
-        until the file is written (a rollback on any rank may read it next). Not training time."""
+    def save_checkpoint(self) -> None:
+        """Checkpoint the run (rank 0 writes; under torchrun the replicas are checked and wait for the file).
+        Not training time."""
         with self.state.clock.paused():
-            self._write_checkpoint()
+            checkpointing.save(self)
 
-    def _write_checkpoint(self) -> None:
-        modules = (*self.generators, self.discriminator)
-        distributed.check_replicas([p for m in modules for p in m.parameters()], self.world)
-        if self.world.writer:
-            path = self.save()
-            self.notify("ganzoo_on_checkpoint_saved", trainer=self, path=path)
-        distributed.barrier(self.world)
-
-    def _restore(self) -> None:
-        tensors, manifest, exact = read_for_restore(self.run_dir / rundir.CHECKPOINT, self.state, self.config.strategy)
-        with manifest_fields(str(self.run_dir)):
-            self.state.load(tensors, manifest, exact_z=exact)
-        seed, step, rank = self.config.seed, self.state.step, self.world.rank
-        if not exact:  # saved on another kind of device: the z stream restarts from (seed, step), and we say so
-            self.state.z_rng.manual_seed(seed * 1_000_003 + step)
-            self.exact_resume = False
-            self.log("the checkpoint was saved on another kind of device: the z stream restarts, so this resume is not bit-exact")
-        if rank:  # the checkpoint holds rank 0's z stream; the other ranks start their own
-            self.state.z_rng.manual_seed(seed * 1_000_003 + step + 7919 * rank)
-        self.notify("ganzoo_on_checkpoint_load", trainer=self, tensors=tensors)
-        # Records written after this checkpoint (a crash between the two) would be counted twice.
-        if self.world.writer:
-            rundir.trim_metrics(self.run_dir, step)
+    def load_checkpoint(self, checkpoint: Any) -> None:
+        """Restore the state from an open checkpoint (``ganzoo.runs.checkpoint.open_checkpoint``),
+        checked against this run before its data is read."""
+        checkpointing.restore(self, checkpoint)
+        self._evaluated_at = (self.state.step, self.state.clock.seconds)

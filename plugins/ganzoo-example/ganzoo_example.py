@@ -1,8 +1,9 @@
 """An example ganzoo plugin: the least-squares GAN (Mao et al. 2017) as a new strategy.
 
-It uses only the public plugin API (0.3): ``ganzoo.hookimpl`` and the part types in
+It uses only the public plugin API (0.5): ``ganzoo.hookimpl`` and the part types in
 ``ganzoo.core.parts``; the core makes ``ganzoo train lsgan`` from the registered strategy, and
-the ``--coding`` option belongs to the policy that reads it. For a batch of tuples (x, G_1(z), ..., G_N(z)) with
+the ``--coding`` option belongs to the policy that reads it. It imports torch only where it
+computes, so that ``ganzoo --help`` and ``ganzoo list`` stay quick with it installed. For a batch of tuples (x, G_1(z), ..., G_N(z)) with
 D's scores s (one per image, row 0 the real one), with targets a (fake), b (real), c (G's wish):
     D loss    = 1/2 (s_x - b)^2 + 1/2 mean_i (s_i - a)^2
     G_i loss  = 1/2 (s_i - c)^2
@@ -11,13 +12,19 @@ The paper's 0-1 coding (a, b, c) = (0, 1, 1) is the default; (-1, 1, 0) is its o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-import torch
-from torch import Tensor, nn
 
 from ganzoo import hookimpl
 from ganzoo.core.errors import GanzooError
+from ganzoo.core.options import value_of
 from ganzoo.core.parts import NamedFactory, PolicyOutput, Strategy, TrainOption
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+GANZOO_PLUGIN_API = "0.5"  # the plugin API this plugin needs: an older ganzoo reports it instead of failing later
 
 CODINGS = {"01": (0.0, 1.0, 1.0), "symmetric": (-1.0, 1.0, 0.0)}  # (a, b, c)
 
@@ -42,6 +49,8 @@ class LeastSquaresPolicy:
         self.coding = coding
 
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
+        import torch
+
         scores = discriminator(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0])
         return least_squares_losses(scores, self.coding)
 
@@ -59,8 +68,8 @@ STRATEGY = Strategy(
     sources="0-1 coding and Adam 2e-4, beta1 0.5: Mao et al. 2017",
 )
 
-CODING = TrainOption("--coding", "lsgan_coding", "Targets (a, b, c): 01 = (0, 1, 1) or symmetric = (-1, 1, 0). [default: 01]",
-                     type=click.Choice(sorted(CODINGS)), check=check_coding)
+CODING = TrainOption("--coding", "lsgan_coding", "Targets (a, b, c): 01 = (0, 1, 1) or symmetric = (-1, 1, 0).",
+                     type=click.Choice(sorted(CODINGS)), check=check_coding, default="01")
 
 
 @hookimpl
@@ -73,6 +82,6 @@ def ganzoo_register_input_policies(register):
     register(NamedFactory(
         "least-squares",
         "D scores each image on its own; squared distance to the real and fake targets",
-        lambda config: LeastSquaresPolicy(config.options.get("lsgan_coding", "01")),
+        lambda config: LeastSquaresPolicy(value_of(config, CODING)),
         options=(CODING,),
     ))

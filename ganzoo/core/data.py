@@ -1,0 +1,41 @@
+"""Datasets by spec: where data lives, loading a split through the registry ("mnist", "idx:/path"),
+and the one conversion of its uint8 images to the networks' range."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ganzoo.core.errors import DataError
+from ganzoo.core.parts import ImageData
+from ganzoo.core.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("GANZOO_DATA") or Path.home() / ".cache" / "ganzoo")
+
+
+def load_data(registry: Registry, spec: str, root: Path, split: str = "train") -> ImageData:
+    """Load a dataset by spec ("mnist", "idx:/path") as uint8 (N, C, H, W)."""
+    import torch
+
+    name, _, argument = spec.partition(":")
+    dataset = registry.get("dataset", name)
+    if dataset.takes_argument and not argument:
+        raise DataError(f"dataset {name!r} needs an argument: {name}:PATH")
+    if argument and not dataset.takes_argument:
+        raise DataError(f"dataset {name!r} takes no argument, got {spec!r}")
+    data = dataset.load(argument or None, root, split)
+    images = data.images
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise DataError(f"dataset {spec!r} gave {tuple(images.shape)} {images.dtype}, expected uint8 (N, C, H, W)")
+    return data
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float in [-1, 1], the generators' range (the inverse of a sample grid's scaling)."""
+    return images.float().div_(127.5).sub_(1.0)

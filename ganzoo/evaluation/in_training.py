@@ -1,0 +1,48 @@
+"""Evaluations while a run trains (``--eval-every``): the evaluator a training session is handed, so
+that training reaches evaluation only through a callable it is given (``ganzoo.training.session``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.core.config import TrainConfig
+from ganzoo.core.host import Host
+from ganzoo.evaluation.evaluator import Evaluator, build_evaluator
+
+
+def training_evaluator(host: Host, log: Callable[[str], None] = lambda _: None
+                       ) -> Callable[[TrainConfig, torch.device], Callable[[nn.ModuleList, TrainConfig], dict[str, Any]]]:
+    """For ``Session.new``/``resume(make_evaluator=...)``: builds a run's evaluator from its config
+    (its dataset's test split, ``--eval-features``), before the run trains a step."""
+
+    def make(config: TrainConfig, device: torch.device) -> Callable[[nn.ModuleList, TrainConfig], dict[str, Any]]:
+        evaluator = build_evaluator(host, config.dataset, features=config.eval_features,
+                                    data_root=Path(config.data_root) if config.data_root else None, device=device, log=log)
+        return lambda generators, run_config: flat_scores(evaluator, generators, run_config)
+
+    return make
+
+
+def flat_scores(evaluator: Evaluator, generators: nn.ModuleList, config: Any) -> dict[str, Any]:
+    """An evaluation during training (``--eval-every``): ``eval_n`` samples (same z every time),
+    flattened for metrics.jsonl."""
+    started = time.perf_counter()
+    result = evaluator(generators, n=config.eval_n, seed=config.seed, z_dim=config.z_dim)
+    flat = {k: v for k, v in result.items() if isinstance(v, (int, float))}
+    if "class_histogram" in result:
+        flat["class_histogram"] = result["class_histogram"]
+    for scores in result.get("generators", []):
+        for key in ("fid", "classes", "modes", "class_histogram"):
+            if key in scores:
+                flat.setdefault(f"{key}_per_generator", []).append(scores[key])
+    protocol = result["protocol"]
+    flat["eval_protocol"] = {k: protocol[k] for k in ("extractor", "extractor_fingerprint", "extractor_weights", "extractor_weights_sha256",
+                                                  "split", "n_real", "n_fake", "seed")}
+    flat["eval_seconds"] = time.perf_counter() - started
+    return flat

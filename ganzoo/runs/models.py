@@ -1,0 +1,122 @@
+"""Building the N generators and the discriminator from a registered architecture."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ganzoo.runs.checkpoint import module_fits
+from ganzoo.core.errors import CheckpointError, GanzooError
+from ganzoo.core.parts import Architecture
+from ganzoo.core.safe_read import check_memory
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral-normalise the weight of every conv and linear layer (one power iteration per forward)."""
+    for child in list(module.modules()):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            spectral_norm(child, n_power_iterations=1)
+    return module
+
+
+TRAINING_COPIES = 4  # weights, gradients and Adam's two moments
+
+
+def check_model_memory(build, count: int, what: str, copies: int, hint: str) -> None:
+    """Refuse, before allocating, models whose weights (times ``copies``) do not fit in memory:
+    one is built on the meta device (no memory, no compute) to count its bytes."""
+    try:
+        with torch.device("meta"):
+            model = build()
+    except Exception:  # an architecture that cannot be built without data: building it for real will tell
+        return
+    per_model = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    check_memory(per_model * count * copies, what, hint=hint)
+
+
+def build_generators(arch: Architecture, n_gens: int, z_dim: int, channels: int, seed: int,
+                     copies: int = TRAINING_COPIES) -> nn.ModuleList:
+    """N independent generators, generator i initialised from seed (seed, i).
+
+    ``copies``: how many copies of the weights the caller will hold (training: weights, gradients
+    and Adam's two moments; sampling: 1); more than fits in memory is refused before building.
+    """
+    what = f"{'training' if copies > 1 else 'loading'} {n_gens} {arch.name} generator{'s' if n_gens > 1 else ''} with z-dim {z_dim}"
+    check_model_memory(lambda: arch.generator(z_dim, channels), n_gens, what, copies, "; lower --z-dim or --n-gens")
+    generators = []
+    for i in range(n_gens):
+        torch.manual_seed(seed * 7919 + 101 * (i + 1))
+        generators.append(arch.generator(z_dim, channels))
+    return nn.ModuleList(generators)
+
+
+def make_discriminator(arch: Architecture, channels: int, outputs: int = 1) -> nn.Module:
+    """arch's D for `channels` input channels, with `outputs` logits per image (1: shape (B,))."""
+    if outputs == 1:
+        return arch.discriminator(channels)
+    if "outputs" not in inspect.signature(arch.discriminator).parameters:
+        raise GanzooError(
+            f"architecture {arch.name!r} gives one logit per image, but this input policy needs {outputs}; "
+            f"choose another --arch (its discriminator must take outputs=K)"
+        )
+    return arch.discriminator(channels, outputs=outputs)
+
+
+def build_discriminator(arch: Architecture, channels: int, spectral: bool, seed: int, outputs: int = 1) -> nn.Module:
+    check_model_memory(lambda: make_discriminator(arch, channels, outputs), 1, f"training the {arch.name} discriminator",
+                       TRAINING_COPIES, "")
+    torch.manual_seed(seed * 7919)
+    discriminator = make_discriminator(arch, channels, outputs)
+    return add_spectral_norm(discriminator) if spectral else discriminator
+
+
+def distinct_parameters(modules: Iterable[nn.Module]) -> list[list[nn.Parameter]]:
+    """Each module's parameters that no earlier module holds: generators that share layers
+    (a plugin may tie them) then give every shared parameter to exactly one optimizer."""
+    seen: set[int] = set()
+    groups = []
+    for index, module in enumerate(modules):
+        own = [p for p in module.parameters() if id(p) not in seen]
+        if not own:
+            raise GanzooError(f"generator {index + 1} has no parameters of its own (every layer is shared)")
+        seen.update(id(p) for p in own)
+        groups.append(own)
+    return groups
+
+
+def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: int, z_dim: int, channels: int,
+               spectral: bool | None = None, d_channels: int | None = None, outputs: int = 1) -> None:
+    """Raise CheckpointError unless a checkpoint's tensors fit the models its manifest describes.
+
+    The models are built on the meta device (no memory, no compute) first, so that a manifest
+    asking for absurd sizes (a huge z_dim, a million generators) is refused before anything big
+    is allocated. spectral=None skips the discriminator, which has d_channels input channels
+    (default: channels) and `outputs` logits per image.
+    """
+    stored = {key.split(".")[1] for key in tensors if key.startswith("generator.")}
+    if n_gens < 1 or stored != {str(i) for i in range(n_gens)}:
+        raise CheckpointError(f"checkpoint tensors do not fit the architecture: the manifest says {n_gens} generators, "
+                              f"the file holds {len(stored)}")
+    if not (0 < z_dim <= 1 << 20 and 0 < channels <= 1 << 12):
+        raise CheckpointError(f"checkpoint manifest has impossible sizes: z_dim {z_dim}, channels {channels}")
+    with torch.device("meta"):
+        generator = arch.generator(z_dim, channels)
+        for i in range(n_gens):
+            module_fits(f"generator.{i}", generator, tensors)
+        if spectral is not None:
+            d = make_discriminator(arch, d_channels or channels, outputs)
+            module_fits("discriminator", add_spectral_norm(d) if spectral else d, tensors)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name != "auto" and name != "cpu" and not (name == "cuda" or name.startswith("cuda:") and name[5:].isdigit()):
+        raise GanzooError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GanzooError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)

@@ -1,0 +1,235 @@
+"""Raw sample export for the tools people score with (clean-fid, torch-fidelity): a folder of PNGs
+or one .npz of uint8 arrays, written chunk by chunk so that memory stays bounded, and moved into
+place only when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+from ganzoo import __version__
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.safe_read import kind_of
+from ganzoo.runs.images import png_bytes
+from ganzoo.runs.sampling import CHUNK, Draw, Progress, check_out_folder, check_seed
+
+MANIFEST = "samples.json"
+FORMATS = ("png-dir", "npz")
+
+
+@dataclass(frozen=True)
+class Export:
+    """What an export wrote: where, how many images, from which generators (1-based), with which weights."""
+
+    path: Path
+    images: int
+    generators: tuple[int, ...]
+    weights: str
+
+
+def file_name(generator: int, index: int, count: int) -> str:
+    """``g<generator>-<index>.png``, the index zero-padded to at least six digits so names sort in order."""
+    return f"g{generator}-{index:0{max(6, len(str(count - 1)))}d}.png"
+
+
+def describe(draw: Draw, run_dir: Path, count: int, seed: int, fmt: str) -> dict[str, Any]:
+    manifest = draw.manifest
+    c, h, w = draw.image_shape
+    return {
+        "format": fmt,
+        "run": str(Path(run_dir).resolve()),
+        "step": manifest.get("step"),
+        "strategy": manifest.get("strategy"),
+        "dataset": manifest.get("config", {}).get("dataset"),
+        "weights": manifest["weights"],
+        "seed": seed,
+        "n_per_generator": count,
+        "generators": [i + 1 for i in draw.indices],
+        "image_shape": {"height": h, "width": w, "channels": c},
+        "ganzoo_version": __version__,
+    }
+
+
+def export_samples(draw: Draw, run_dir: Path, out: Path, *, fmt: str, count: int, seed: int = 0,
+                   chunk: int = CHUNK, progress: Progress | None = None) -> Export:
+    """Write ``count`` samples per picked generator to ``out`` as ``fmt`` (png-dir or npz)."""
+    if fmt not in FORMATS:
+        raise GanzooError(f"unknown sample format {fmt!r} (known: grid, {', '.join(FORMATS)})")
+    check_seed(seed)
+    out = Path(out)
+    check_out_folder(out)
+    c, h, w = draw.image_shape
+    total = count * len(draw.indices)
+    _check_disk(out.parent, total * c * h * w + (total * 100 if fmt == "png-dir" else 0))
+    info = describe(draw, run_dir, count, seed, fmt)
+    writer = _write_png_dir if fmt == "png-dir" else _write_npz
+    writer(draw, out, info, count, seed, chunk, progress)
+    return Export(out, total, tuple(info["generators"]), info["weights"])
+
+
+def _check_disk(folder: Path, need: int) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if need > free:
+        raise GanzooError(f"the samples need about {need / 2**30:.1f} GiB on disk, but {folder} has {free / 2**30:.1f} GiB free; lower --n")
+
+
+def _images(draw: Draw, count: int, seed: int, chunk: int, progress: Progress | None):
+    """(generator, first index, uint8 images (n, H, W, C)) chunk by chunk, generator after generator."""
+    done, total = 0, count * len(draw.indices)
+    for position, index in enumerate(draw.indices):
+        start = 0
+        for images in draw.chunks(position, count, seed, chunk):
+            yield index + 1, start, images.permute(0, 2, 3, 1).contiguous()
+            start += len(images)
+            done += len(images)
+            if progress is not None:
+                progress("images written", done, total)
+
+
+def _existing(out: Path) -> int | None:
+    """The mode of what is at ``out`` (not following a link), or None when nothing is."""
+    try:
+        return os.lstat(out).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _new_mode(mode: int) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+# -- png-dir: a temp folder beside the target, renamed into place ---------------------------------
+
+def _write_png_dir(draw: Draw, out: Path, info: dict[str, Any], count: int, seed: int, chunk: int,
+                   progress: Progress | None) -> None:
+    mode = _existing(out)
+    replacing = False
+    if mode is not None:
+        # only an earlier export is replaced: a folder of someone's own images never is
+        if not stat.S_ISDIR(mode) or not os.path.lexists(out / MANIFEST):
+            what = "a folder that is not a ganzoo sample export" if stat.S_ISDIR(mode) else f"a {kind_of(mode)}"
+            raise GanzooError(f"cannot write {out}: it exists and is {what}; choose another --out")
+        replacing = True
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+    try:
+        files, owners = [], []
+        file_mode = _new_mode(0o666)
+        for generator, start, images in _images(draw, count, seed, chunk, progress):
+            for k in range(len(images)):
+                name = file_name(generator, start + k, count)
+                _write_new(tmp / name, png_bytes(images[k]), file_mode)
+                files.append(name)
+                owners.append(generator)
+        info = {**info, "files": files, "generator": owners}
+        _write_new(tmp / MANIFEST, (json.dumps(info, indent=1) + "\n").encode(), file_mode)
+        os.chmod(tmp, _new_mode(0o777))
+        _fsync_dir(tmp)
+        if replacing:
+            _swap_in(tmp, out)
+        else:
+            os.rename(tmp, out)  # fails, rather than merging, if something appeared there meanwhile
+        _fsync_dir(out.parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Move the earlier export at out aside, the new one in, then delete the earlier one (or put it back)."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    try:
+        os.replace(out, aside / "previous")
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            os.replace(aside / "previous", out)
+            raise
+    finally:
+        if os.path.lexists(out):  # kept hidden beside it only if neither export could be put in place
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create path (never an existing file, never through a link) and write data to it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- npz: a zip of .npy members streamed into a temp file, renamed into place ---------------------
+
+def _write_npz(draw: Draw, out: Path, info: dict[str, Any], count: int, seed: int, chunk: int,
+               progress: Progress | None) -> None:
+    mode = _existing(out)
+    if mode is not None and not stat.S_ISREG(mode):
+        raise GanzooError(f"cannot write {out}: it exists and is not a regular file (a {kind_of(mode)})")
+    c, h, w = draw.image_shape
+    total = count * len(draw.indices)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, mode & 0o7777 if mode is not None else _new_mode(0o666))
+        with os.fdopen(fd, "wb") as file:
+            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                with archive.open("images.npy", "w", force_zip64=True) as member:
+                    header = {"descr": "|u1", "fortran_order": False, "shape": (total, h, w, c)}
+                    npy_format.write_array_header_1_0(member, header)
+                    for _, _, images in _images(draw, count, seed, chunk, progress):
+                        member.write(images.numpy().tobytes())
+                _add_array(archive, "generator", np.repeat(np.array(info["generators"], dtype=np.int64), count))
+                _add_array(archive, "metadata", np.array(json.dumps(info)))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    except OSError as exc:
+        _unlink(tmp)
+        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _add_array(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    with archive.open(f"{name}.npy", "w") as member:
+        npy_format.write_array(member, array, allow_pickle=False)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,38 @@
+"""Real batches for training: the whole split as one uint8 tensor on the device, drawn in a seeded
+order without a DataLoader, each batch scaled to [-1, 1]."""
+
+from __future__ import annotations
+
+import torch
+
+from ganzoo.core.data import to_unit
+from ganzoo.core.errors import DataError
+
+
+class Batches:
+    """Draws real batches in a seeded random order, epoch by epoch, without a DataLoader.
+
+    The order of epoch e is a permutation seeded by (seed, e), so a run resumed at any
+    (epoch, position) draws exactly the batches it would have drawn.
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int):
+        if images.shape[0] < batch_size:
+            raise DataError(f"the dataset has {images.shape[0]} images, fewer than the batch size {batch_size}")
+        self.images = images
+        self.batch_size = batch_size
+        self.seed = seed
+        self.per_epoch = images.shape[0] // batch_size
+        self._epoch = -1
+        self._order = torch.empty(0, dtype=torch.long)
+
+    def batch(self, index: int) -> torch.Tensor:
+        """The index-th batch since training began, scaled to [-1, 1] as float32."""
+        epoch, position = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.images.shape[0], generator=generator)
+            self._order = order.to(self.images.device)
+            self._epoch = epoch
+        take = self._order[position * self.batch_size : (position + 1) * self.batch_size]
+        return to_unit(self.images.index_select(0, take))

@@ -1,0 +1,99 @@
+"""Saving a training run to its checkpoint and restoring it: the manifest of the run's settings and
+parts, the state's tensors and the plugins' (``ganzoo_add_checkpoint_tensors``), one atomic write;
+a state that holds NaN or infinity is never written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganzoo.core.errors import GanzooError, NonFiniteError, PluginError
+from ganzoo.core.files import write_atomic
+from ganzoo.core.tensorfile import TensorFile, encode_tensor_file
+from ganzoo.runs import rundir
+from ganzoo.runs.checkpoint import CHECKPOINT, manifest_fields
+from ganzoo.runs.manifest import parts_plugins
+from ganzoo.training import distributed
+from ganzoo.training.resume import check_restorable
+
+
+def manifest(trainer: Any) -> dict[str, Any]:
+    """The checkpoint's JSON manifest: versions, settings, parts, the discriminators, and the state's counters."""
+    from ganzoo import __version__
+
+    config = trainer.config
+    specs = [{"name": s.name, "packing": s.packing, "outputs": s.outputs, "architecture": s.architecture or trainer.arch_name,
+              "spectral_norm": config.spectral_norm if s.spectral_norm is None else s.spectral_norm} for s in trainer.d_specs]
+    shape = {"discriminator": {k: specs[0][k] for k in ("packing", "outputs")}} if len(specs) == 1 else {"discriminators": specs}
+    return {
+        "ganzoo_version": __version__,
+        "strategy": config.strategy,
+        "config": config.to_dict(),
+        "architecture": trainer.arch_name,
+        "image_shape": list(trainer.image_shape),
+        **shape,
+        "data_source": trainer.data_source,
+        "parts": parts_plugins(trainer.host, config, trainer.arch_name),
+        **({"lr_schedule_steps": trainer.schedule_steps} if config.lr_schedule != "constant" else {}),
+        **trainer.state.manifest(),
+    }
+
+
+def save(trainer: Any) -> None:
+    """Rank 0 writes the checkpoint; under torchrun every rank first checks that the replicas agree,
+    and waits until the file is written (a rollback on any rank may read it next)."""
+    networks = trainer.state.modules().values()
+    distributed.check_replicas([p for m in networks for p in m.parameters()], trainer.world)
+    if trainer.world.writer:
+        path = write(trainer)
+        trainer.notify("ganzoo_on_checkpoint_saved", path=path)
+    distributed.barrier(trainer.world)
+
+
+def write(trainer: Any) -> Path:
+    """Write checkpoint.safetensors (and, with keep_last > 1, the keep_last newest under checkpoints/)."""
+    tensors = trainer.tensors()
+    extra: dict[str, torch.Tensor] = {}
+    trainer.notify("ganzoo_add_checkpoint_tensors", tensors=extra)
+    taken = sorted(set(extra) & set(tensors))
+    if taken:
+        raise PluginError(f"a plugin's checkpoint tensors use names the trainer's state uses: {', '.join(taken[:3])}")
+    every = {**tensors, **extra}
+    floats = [(name, t) for name, t in every.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    if floats and not bool(torch.stack([t.detach().float().sum() for _, t in floats]).isfinite().all()):
+        bad = next(name for name, t in floats if not bool(t.detach().isfinite().all()))
+        raise NonFiniteError(f"not saving step {trainer.state.step}: tensor {bad!r} holds NaN or infinite values; "
+                             f"the last good checkpoint is kept in {trainer.run_dir}")
+    data = encode_tensor_file(every, manifest(trainer))
+    path = trainer.run_dir / CHECKPOINT
+    write_atomic(path, data)
+    if trainer.config.keep_last > 1:
+        rundir.keep_copy(trainer.run_dir, trainer.state.step, data, trainer.config.keep_last)
+    return path
+
+
+def restore(trainer: Any, checkpoint: TensorFile) -> None:
+    """Load a checkpoint into the trainer's state, after checking it fits (``check_restorable``)."""
+    state, config = trainer.state, trainer.config
+    tensors, saved, exact = check_restorable(checkpoint, state, config.strategy)
+    with manifest_fields(str(checkpoint.path)):
+        state.load(tensors, saved, exact_z=exact)
+        if config.lr_schedule != "constant":
+            trainer.schedule_steps = int(saved.get("lr_schedule_steps", trainer.schedule_steps))
+    if trainer.total_steps > trainer.schedule_steps:
+        raise GanzooError(f"this run's learning rate decays to 0 at step {trainer.schedule_steps} (--lr-schedule "
+                          f"{config.lr_schedule}); it cannot train to step {trainer.total_steps}")
+    seed, step, rank = config.seed, state.step, trainer.world.rank
+    if not exact:  # saved on another kind of device: the z stream restarts from (seed, step), and we say so
+        state.z_rng.manual_seed(seed * 1_000_003 + step)
+        trainer.exact_resume = False
+        trainer.log("the checkpoint was saved on another kind of device: the z stream restarts, so this resume is not bit-exact")
+    if rank:  # the checkpoint holds rank 0's z stream; the other ranks start their own
+        state.z_rng.manual_seed(seed * 1_000_003 + step + 7919 * rank)
+    trainer.set_learning_rates()
+    trainer.notify("ganzoo_on_checkpoint_load", tensors=tensors)
+    # Records written after this checkpoint (a crash between the two) would be counted twice.
+    if trainer.world.writer:
+        rundir.trim_metrics(trainer.run_dir, step)

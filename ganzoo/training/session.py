@@ -1,0 +1,249 @@
+"""One training run in one folder, from the checks to the last checkpoint: the one path that the
+command line, the Python API (``ganzoo.api``), ``ganzoo compare``'s runs and the benchmarks share.
+
+A new run: every check (settings, parts that compose, the folder can take a run) and the trainer's
+build (data, networks) come before anything is written; then the folder is made, locked, and
+config.toml written. A resume: the folder is locked first (restoring trims metrics.jsonl, which a
+live run may be appending to), its checkpoint is read once (the header, then the data once the run
+is built from it), and only settings that cannot change the training may change. A plugin that
+fails in a hook stops the run with a checkpoint of its last whole, finite state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganzoo import __version__
+from ganzoo.core import options as part_options
+from ganzoo.core.compose import check_values
+from ganzoo.core.config import TrainConfig
+from ganzoo.core.errors import GanzooError, PluginError
+from ganzoo.core.host import Host
+from ganzoo.runs import rundir
+from ganzoo.runs.checkpoint import open_checkpoint
+from ganzoo.runs.manifest import TRAINING_KINDS, require_parts
+from ganzoo.runs.models import resolve_device
+from ganzoo.training import distributed
+from ganzoo.training.resume import config_from_checkpoint
+from ganzoo.training.runtime import tune_malloc
+from ganzoo.training.trainer import Evaluate, Trainer
+
+# What a resume may change: budgets, logging and speed switches, never what the next step computes.
+RESUME_MAY_CHANGE = frozenset({"epochs", "steps", "minutes", "device", "log_every", "checkpoint_every", "keep_last", "on_nan",
+                               "deterministic", "eval_every", "eval_every_steps", "eval_every_seconds", "eval_n", "eval_features",
+                               "amp", "vmap", "compile", "channels_last"})
+MakeEvaluator = Callable[[TrainConfig, torch.device], Evaluate]  # ganzoo.evaluation.in_training.training_evaluator, bound to a host
+
+
+class Session:
+    """A run ready to train: ``Session.new(...)`` or ``Session.resume(...)``, then ``run()``.
+
+    ``trainer`` is public: a signal handler sets ``trainer.stop_signal`` to stop after the current
+    step with a checkpoint. Use it as a context manager under torchrun (it leaves the process group).
+    """
+
+    def __init__(self, trainer: Trainer, run_dir: Path, *, resumed: bool, command: str, malloc_tuned: bool = False):
+        self.trainer, self.run_dir, self.resumed, self.command = trainer, run_dir, resumed, command
+        self.malloc_tuned = malloc_tuned
+        self._lock: rundir.RunLock | contextlib.nullcontext = contextlib.nullcontext()
+
+    @classmethod
+    def new(cls, host: Host, config: TrainConfig, run_dir: Path, *, observers: Iterable[object] = (),
+            make_evaluator: MakeEvaluator | None = None, log: Callable[[str], None] | None = None, command: str = "") -> Session:
+        """Check everything and build the trainer, then make and lock the run folder."""
+        tuned = tune_malloc()
+        world = distributed.join(resolve_device(config.device))
+        try:
+            run_dir = Path(run_dir)
+            if world.writer:
+                rundir.check(run_dir, resume=False)
+            trainer = _trainer(host, config, run_dir, world, observers, make_evaluator, log)
+            session = cls(trainer, run_dir, resumed=False, command=command, malloc_tuned=tuned)
+            if world.writer:
+                rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
+                session._lock = rundir.RunLock(run_dir)
+                session._lock.__enter__()
+        except BaseException:
+            distributed.leave(world)
+            raise
+        return session
+
+    @classmethod
+    def resume(cls, host: Host, run_dir: Path, *, changes: Mapping[str, Any] | None = None,
+               option_changes: Mapping[str, Any] | None = None, strategy: str | None = None, observers: Iterable[object] = (),
+               make_evaluator: MakeEvaluator | None = None, log: Callable[[str], None] | None = None, command: str = "") -> Session:
+        """Continue the run in ``run_dir``; ``changes`` (settings) and ``option_changes`` (part
+        options) may change only what a resume may (``RESUME_MAY_CHANGE``, options with resume=True)."""
+        tuned = tune_malloc()
+        run_dir = rundir.check(Path(run_dir), resume=True)
+        changes, option_changes = dict(changes or {}), dict(option_changes or {})
+        refuse_changes(host, changes, option_changes)
+        lock = rundir.RunLock(run_dir) if distributed.env_rank() == 0 else contextlib.nullcontext()  # rank 0 writes
+        lock.__enter__()
+        world = None
+        try:
+            with open_checkpoint(run_dir) as checkpoint:  # one read: the header now, the data once the run is built
+                saved = checkpoint.manifest
+                if strategy is not None and saved.get("strategy") != strategy:
+                    raise GanzooError(f"{run_dir} is a {saved.get('strategy')} run; resume it with: "
+                                      f"ganzoo train {saved.get('strategy')} --resume {run_dir}")
+                config = config_from_checkpoint(saved, **changes)
+                require_parts(host, saved, TRAINING_KINDS)
+                known = part_options.collect(host.registry)
+                part_options.refuse_unowned(option_changes, known, part_options.in_use(config))
+                config = replace(config, options={**config.options, **check_values(option_changes, known)})
+                world = distributed.join(resolve_device(config.device))
+                trainer = _trainer(host, config, run_dir, world, observers, make_evaluator, log)
+                trainer.load_checkpoint(checkpoint)
+            check_budget(trainer)
+        except BaseException:
+            lock.__exit__(None, None, None)
+            if world is not None:
+                distributed.leave(world)
+            raise
+        session = cls(trainer, run_dir, resumed=True, command=command, malloc_tuned=tuned)
+        session._lock = lock
+        return session
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end of the budget; return the last record (with ``run_dir``). The lock is
+        released at the end, whatever happens."""
+        trainer = self.trainer
+        try:
+            if trainer.world.writer:
+                rundir.remove_stale_temp_files(self.run_dir)  # left by a process killed mid-write; the lock says none runs
+                write_config(self)
+            try:
+                record = trainer.run()
+            except PluginError as exc:  # a plugin raised (or exited) in a hook: keep what was trained
+                raise PluginError(f"{exc}; {self.save_after_failure()}") from None
+            except torch.OutOfMemoryError:
+                config = trainer.config
+                raise GanzooError(f"out of memory on {trainer.device} at batch size {config.batch_size} with {config.n_gens} "
+                                  f"generator(s); try --batch-size {max(1, config.batch_size // 2)}") from None
+        finally:
+            self.close()
+        return {**record, "run_dir": str(self.run_dir)}
+
+    def resume_hint(self) -> str:
+        return f"continue with: ganzoo train {self.trainer.config.strategy} --resume {self.run_dir}"
+
+    def save_after_failure(self) -> str:
+        """Checkpoint the run where a plugin stopped it, when its state is whole and finite; say where it stands."""
+        trainer = self.trainer
+        try:
+            if trainer.step and trainer.finite(trainer.state.meter.read(trainer.world)):
+                trainer.save_checkpoint()
+                return f"checkpoint saved at step {trainer.step}; {self.resume_hint()}"
+        except Exception:  # the plugin may fail again while saving: the last checkpoint stays
+            pass
+        return self.last_checkpoint()
+
+    def last_checkpoint(self) -> str:
+        saved = rundir.checkpoint_step(self.run_dir)
+        if saved is None:
+            return "no checkpoint was saved yet, so there is nothing to resume"
+        return f"the last checkpoint (step {saved}) is in {self.run_dir}; {self.resume_hint()}"
+
+    def close(self) -> None:
+        self._lock.__exit__(None, None, None)
+        self._lock = contextlib.nullcontext()
+        distributed.leave(self.trainer.world)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _trainer(host: Host, config: TrainConfig, run_dir: Path, world: distributed.World, observers: Iterable[object],
+             make_evaluator: MakeEvaluator | None, log: Callable[[str], None] | None) -> Trainer:
+    evaluates = config.eval_every or config.eval_every_steps or config.eval_every_seconds
+    evaluate = None
+    if evaluates and world.writer and make_evaluator is not None:  # built first: a missing extractor fails before any training
+        evaluate = make_evaluator(config, distributed.rank_device(resolve_device(config.device), world))
+    return Trainer(config, host, run_dir, log=log, world=world, observers=observers, evaluate=evaluate)
+
+
+def check_budget(trainer: Trainer) -> None:
+    """Refuse a run that has nothing left to train."""
+    config = trainer.config
+    if trainer.step >= trainer.total_steps:
+        raise GanzooError(f"{trainer.run_dir} is already at step {trainer.step} (epoch {trainer.epoch}); "
+                          f"give a larger --steps or --epochs to train on")
+    if config.minutes and trainer.state.clock.seconds >= config.minutes * 60:
+        raise GanzooError(f"{trainer.run_dir} has already trained {trainer.state.clock.seconds / 60:.2f} minutes; "
+                          f"give a larger --minutes to train on")
+
+
+def refuse_changes(host: Host, changes: Mapping[str, Any], option_changes: Mapping[str, Any]) -> None:
+    """A resume changes only what cannot change the training: a one-line error otherwise."""
+    known = part_options.collect(host.registry)
+    unknown = sorted(set(option_changes) - set(known))
+    if unknown:
+        raise GanzooError(f"unknown option {unknown[0]!r} (ganzoo list --json shows each part's options)")
+    fixed = sorted(known[key].option.flag for key in option_changes if not known[key].option.resume)
+    if fixed:
+        allowed = sorted(o.option.flag for o in known.values() if o.option.resume)
+        tail = f"; of the parts' options only {', '.join(allowed)} may be given" if allowed else ""
+        raise GanzooError(f"cannot change {', '.join(fixed)} when resuming: the run keeps the value it started with{tail}")
+    changed = sorted(set(changes) - RESUME_MAY_CHANGE)
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        may = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUME_MAY_CHANGE - {"eval_every_steps", "eval_every_seconds"}))
+        raise GanzooError(f"cannot change {flags} when resuming; only {may}")
+
+
+def write_config(session: Session) -> None:
+    """config.toml: every setting, the parts' options with their defaults, under [train]; provenance under [meta]."""
+    trainer, run_dir = session.trainer, session.run_dir
+    before = rundir.read_meta(run_dir)
+    rundir.write_config(run_dir, trainer.config.to_dict(), {
+        "ganzoo_version": __version__,
+        "strategy": trainer.config.strategy,
+        "architecture": trainer.arch_name,
+        "data_source": trainer.data_source,
+        "device": str(trainer.device),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "command": before.get("command", session.command),
+        "resumed_with": session.command if session.resumed else None,
+        "malloc_tuning": session.malloc_tuned,
+        "amp": str(trainer.amp).removeprefix("torch.") if trainer.amp else "off",
+        "vmap": trainer.vectorized,
+        "tf32": trainer.tf32,
+        "torch_threads": torch.get_num_threads(),
+        "world_size": trainer.world.size,
+        "exact_resume": trainer.exact_resume and before.get("exact_resume", True) is not False,  # once not exact, the run is not
+    })
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the trainer to finish its step, checkpoint and stop (StopRequested);
+    a second SIGINT interrupts at once (KeyboardInterrupt). Only in the main thread."""
+
+    def ask_to_stop(number: int, frame: object) -> None:
+        if trainer.stop_signal is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.stop_signal = number
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

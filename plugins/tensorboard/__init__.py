@@ -1,0 +1,105 @@
+"""TensorBoard logging (``--tensorboard DIR``), for any strategy: an observer plugin, off unless asked for.
+
+Needs the ``tensorboard`` package (``pip install 'ganzoo[tensorboard]'``). Logs, under DIR:
+every ``log_every`` steps the D loss, each generator's loss, their mean and D's accuracy vs
+chance; every epoch the epoch's record (and any ``fid*``/``kid*`` values an evaluation added) and
+its fixed-z sample grid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ganzoo import hookimpl
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.parts import TrainOption
+
+EVAL_PREFIXES = ("fid", "kid")
+
+
+def check_folder(value: object) -> str:
+    if not isinstance(value, str):
+        raise GanzooError(f"--tensorboard needs a folder, got {value!r}")
+    if not value.strip():
+        return ""  # off
+    try:
+        import tensorboard  # noqa: F401  (only to fail early, before the run starts)
+    except ImportError:
+        raise GanzooError("--tensorboard needs the tensorboard package: pip install 'ganzoo[tensorboard]'") from None
+    path = Path(value).expanduser().resolve()  # absolute: a resume from another folder logs to the same place
+    if path.exists() and not path.is_dir():
+        raise GanzooError(f"--tensorboard {value}: it exists and is not a folder")
+    return str(path)
+
+
+FOLDER = TrainOption(
+    "--tensorboard", "tensorboard",
+    "Write TensorBoard logs (losses, D accuracy, sample grids, FID/KID when evaluated) to this folder; empty: off.",
+    type=str, check=check_folder, resume=True, default="",
+)
+
+
+@hookimpl
+def ganzoo_register_train_options(register):
+    register(FOLDER)
+
+
+@hookimpl
+def ganzoo_run_observers(trainer):
+    return Logger() if trainer.config.options.get(FOLDER.key) else None
+
+
+def _scalars(writer, tag: str, metrics: dict, step: int) -> None:
+    for key in ("d_loss", "g_loss_mean", "loss_gap", "d_accuracy", "chance"):
+        if isinstance(metrics.get(key), float | int):
+            writer.add_scalar(f"{tag}/{key}", metrics[key], step)
+    for i, value in enumerate(metrics.get("g_loss", [])):
+        writer.add_scalar(f"{tag}/g_loss_{i + 1}", value, step)
+    for name, value in metrics.get("extras", {}).items():  # a policy's own scalars (PolicyOutput.extras)
+        writer.add_scalar(f"{tag}/{name}", value, step)
+
+
+class Logger:
+    """One run's TensorBoard writer: opened when the run starts, closed when it ends."""
+
+    def __init__(self) -> None:
+        self.writer = None
+
+    def ganzoo_on_train_start(self, trainer):
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step drops the events a killed run logged after its last checkpoint (steps > trainer.step),
+        # so that curves do not fold back; the checkpoint's own step stays
+        folder = trainer.config.options[FOLDER.key]
+        self.writer = SummaryWriter(folder, purge_step=trainer.step + 1 if trainer.step else None)
+
+    def ganzoo_on_step_end(self, trainer, step):
+        if self.writer is not None and step % trainer.config.log_every == 0 and trainer.latest:
+            _scalars(self.writer, "train", trainer.latest, step)
+
+    def ganzoo_on_epoch_end(self, trainer, epoch, metrics):
+        if self.writer is None:
+            return
+        step = metrics["step"]
+        _scalars(self.writer, "epoch", metrics, step)
+        for key, value in metrics.items():
+            if key.startswith(EVAL_PREFIXES) and isinstance(value, float | int) and not isinstance(value, bool):
+                self.writer.add_scalar(f"eval/{key}", value, step)
+        grid = trainer.samples_path(epoch)
+        if grid.exists():
+            import numpy as np
+            from PIL import Image
+
+            with Image.open(grid) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            self.writer.add_image("samples", pixels, step, dataformats="HWC")
+        self.writer.flush()
+
+    def ganzoo_on_checkpoint_saved(self, trainer, path):
+        if self.writer is not None:
+            self.writer.flush()  # what a checkpoint has seen is on disk too
+
+    def ganzoo_on_train_end(self, trainer, metrics):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
