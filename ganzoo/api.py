@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ganzoo.core.compose import new_config
+from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host, load_host
 from ganzoo.core.tensorfile import read_manifest
@@ -82,7 +83,7 @@ def _observers(progress: Callable[[Progress], Any] | None) -> list[object]:
 
 
 def _train(session: Session) -> Run:
-    with stop_on_signals(session.trainer):  # Ctrl-C (a notebook's interrupt): stop after this step, with a checkpoint
+    with session, stop_on_signals(session.trainer):  # Ctrl-C (a notebook's interrupt): stop after this step, with a checkpoint
         session.run()
     return load_run(session.run_dir)
 
@@ -142,7 +143,7 @@ def sample(run_dir: str | Path, n: int = 64, *, generator: int | None = None, se
     return np.stack(blocks)
 
 
-def evaluate(run_dir: str | Path, *, n: int | None = None, features: str = "lenet", split: str = "test", seed: int = 0,
+def evaluate(run_dir: str | Path, *, n: int | None = None, features: str = EVAL_FEATURES, split: str = "test", seed: int = 0,
              weights: str = "auto", device: str = "cpu", save: bool = True, host: Host | None = None) -> dict[str, Any]:
     """Evaluate a run as ``ganzoo eval`` does (FID, KID, precision/recall, density/coverage, classes,
     per generator too) and, with ``save``, write it beside the checkpoint as eval-<features>.json."""

@@ -1,5 +1,6 @@
 """Helpers for testing ganzoo plugins: a fresh host, a plugin registered for one test, a tiny
-in-memory dataset, and a smoke run that trains a strategy a few steps on the CPU.
+in-memory dataset, a smoke run that trains a strategy a few steps on the CPU (and resumes it), and
+the command line run in-process.
 
     from ganzoo.testing import registered, smoke_train
 
@@ -89,6 +90,16 @@ def registered(plugin: object, host: Host | None = None, name: str | None = None
         yield host
     finally:
         host.remove(name)
+
+
+def invoke(host: Host, *args: str) -> Any:
+    """Run ``ganzoo ARGS...`` in this process with ``host`` (``make_host()``, or one from ``registered``);
+    returns click's Result: ``exit_code``, ``stdout``, ``stderr``."""
+    from click.testing import CliRunner
+
+    from ganzoo.cli.main import cli
+
+    return CliRunner().invoke(cli, list(args), obj=host)
 
 
 def smoke_train(strategy: str, *, host: Host | None = None, steps: int = 3, run_dir: Path | None = None,

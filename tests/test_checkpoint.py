@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from ganzoo.core.errors import CheckpointError
 from ganzoo.core.tensorfile import save_tensor_file
 from ganzoo.runs.checkpoint import read_checkpoint
-from ganzoo.core.errors import CheckpointError
 
 
 def test_round_trip_is_exact(tmp_path):

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ganzoo import PLUGIN_API, __version__
+from ganzoo.cli.main import cli
 from ganzoo.core.tensorfile import save_tensor_file
 from ganzoo.runs.checkpoint import read_checkpoint
-from ganzoo.cli.main import cli
 
 SMALL = ["--limit-data", "256", "--batch-size", "32", "--device", "cpu"]
 VENV_BIN = Path(sys.executable).parent

@@ -14,8 +14,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ganzoo.compare.jobs import parse_spec
 from ganzoo.cli.main import cli
+from ganzoo.compare.jobs import parse_spec
 
 TINY = ["--epochs", "2", "--limit-data", "128", "--eval-n", "100", "--final-n", "100"]
 
@@ -84,6 +84,16 @@ def test_bad_configurations_fail_before_anything_runs(tmp_path, specs, message):
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "cmp").exists()
+
+
+def test_a_run_that_compare_s_own_settings_make_impossible_fails_up_front(tmp_path):
+    # Alone, "sngan --lr-schedule linear" is fine; with compare's budget in minutes (no steps to
+    # decay over) it is not, and that is found before any job starts or anything is written.
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(cli, ["compare", "sngan --lr-schedule linear", "--out", str(out), "--minutes", "5", "--limit-data", "128"])
+    assert result.exit_code == 2, result.output
+    assert "configuration 'sngan --lr-schedule linear': --lr-schedule linear decays over the run's steps" in result.stderr
+    assert not out.exists()
 
 
 @pytest.mark.slow  # a second comparison, killed and run again

@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-
 from click.testing import CliRunner
 
 from ganzoo import PLUGIN_API

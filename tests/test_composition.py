@@ -17,10 +17,10 @@ from ganzoo.cli.main import cli
 from ganzoo.core.compose import check_composition, new_config
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import load_host
-from ganzoo.testing import make_host, smoke_train
+from ganzoo.plugins.binary.binary_policy import binary_losses
 from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.runs.rundir import read_metrics
-from ganzoo.plugins.binary.binary_policy import binary_losses
+from ganzoo.testing import make_host, smoke_train
 
 TINY = ["--dataset", "tiny", "--batch-size", "16", "--device", "cpu", "--log-every", "1"]
 POLICIES = ("tuple", "binary", "pac", "madgan", "mgan")

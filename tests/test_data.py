@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from ganzoo.training.batches import Batches
 from ganzoo.core.data import load_data
-from ganzoo.core.idx import read_idx
 from ganzoo.core.errors import DataError
+from ganzoo.core.idx import read_idx
 from ganzoo.plugins.datasets import cifar, mnist
+from ganzoo.training.batches import Batches
 
 
 def write_idx(path, tensor: torch.Tensor, gz: bool = False):

@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 
 from ganzoo.cli.main import cli
-from ganzoo.core.errors import DataError
 from ganzoo.core.data import load_data
+from ganzoo.core.errors import DataError
 from ganzoo.plugins.datasets import mnist
 
 DEBIAN = Path("/usr/share/datasets")

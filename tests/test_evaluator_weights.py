@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from ganzoo.core.data import default_root, load_data
+from ganzoo.core.digests import data_hash, file_sha256
 from ganzoo.core.errors import CheckpointError
+from ganzoo.core.tensorfile import read_manifest
+from ganzoo.evaluation.evaluator import build_evaluator
 from ganzoo.plugins.features import classifier
 from ganzoo.plugins.features.classifier import SHIPPED, ShippedWeights
-from ganzoo.core.digests import data_hash, file_sha256
-from ganzoo.evaluation.evaluator import build_evaluator
-from ganzoo.core.tensorfile import read_manifest
-from ganzoo.core.data import default_root, load_data
 from tests.helpers import TINY, invoke
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from ganzoo.core.errors import GanzooError
+from ganzoo.plugins.nets import cnn32, dcgan28
 from ganzoo.training.generator_bank import GeneratorBank, use_vmap, why_not_vmap
 from ganzoo.training.precision import Autocast, resolve_amp
-from ganzoo.plugins.nets import cnn32, dcgan28
 
 CPU = torch.device("cpu")
 
@@ -143,8 +143,8 @@ def test_runs_from_before_amp_resume_in_float32():
 def test_compiled_training_matches_eager_to_rounding(small_run):
     eager = small_run("psg", n_gens=1, amp="off", steps=2, log_every=1)
     compiled = small_run("psg", n_gens=1, amp="off", steps=2, log_every=1, compile=True, out=eager.run_dir.parent / "compiled")
-    assert isinstance(compiled._generate, torch._dynamo.eval_frame.OptimizedModule)
-    assert not isinstance(eager._generate, torch._dynamo.eval_frame.OptimizedModule)
+    assert isinstance(compiled.calls.generate, torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(eager.calls.generate, torch._dynamo.eval_frame.OptimizedModule)
     for key in ("d_loss", "g_loss_mean"):
         assert compiled.latest[key] == pytest.approx(eager.latest[key], rel=1e-3)
     # Adam moves every weight by about lr per step whatever the gradient's size, so where a gradient

@@ -15,21 +15,12 @@ import torch
 from click.testing import CliRunner
 
 from ganzoo import hookimpl
-from ganzoo.core import hookdoc
-from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.cli.main import cli
+from ganzoo.core import hookdoc
 from ganzoo.core.config import make_config
 from ganzoo.core.errors import GanzooError, PluginError
-from ganzoo.core.parts import (
-    Architecture,
-    Dataset,
-    Extractor,
-    ImageData,
-    NamedFactory,
-    Objective,
-    Strategy,
-    TrainOption,
-)
+from ganzoo.core.parts import Architecture, Dataset, Extractor, ImageData, NamedFactory, Objective, Strategy, TrainOption
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.testing import registered, smoke_resume, smoke_train, tiny_images
 from ganzoo.training.trainer import Trainer
 from tests.helpers import TINY
@@ -433,6 +424,41 @@ def test_hook_ganzoo_on_checkpoint_load(tiny_host, tmp_path):
     assert P.loaded == [(2, 20)]
 
 
+def test_run_observers_are_closed_once_however_the_run_ends(tiny_host, tmp_path):
+    closed: list = []
+
+    class Observer:
+        def __init__(self, fail_at):
+            self.fail_at = fail_at
+
+        def ganzoo_on_step_end(self, step):
+            if step == self.fail_at:
+                raise RuntimeError("observer failed")
+
+        def close(self):
+            closed.append(self.fail_at)
+
+    class P:
+        fail_at = 0
+
+        @hookimpl
+        def ganzoo_run_observers(self, trainer):
+            return Observer(self.fail_at)
+
+    plugin = P()
+    with registered(plugin, tiny_host, name="closing") as host:
+        smoke_train("dcgan", host=host, steps=2, run_dir=tmp_path / "done")
+        assert closed == [0]
+        plugin.fail_at = 2
+        with pytest.raises(PluginError, match="plugin 'closing' raised in ganzoo_on_step_end at step 2"):
+            smoke_train("dcgan", host=host, steps=3)
+        assert closed == [0, 2]
+        plugin.fail_at = 0
+        with pytest.raises(GanzooError, match="cannot change --lr when resuming"):
+            smoke_resume(tmp_path / "done", host=host, lr=0.1)  # refused before any run is built
+        assert closed == [0, 2]
+
+
 def test_hook_ganzoo_sampling_weights(tiny_host, tmp_path):
     """Grids (and evaluations) show the offered weights; the trained weights are not touched."""
     import numpy as np
@@ -456,8 +482,12 @@ def test_hook_ganzoo_sampling_weights(tiny_host, tmp_path):
         def ganzoo_sampling_weights(self, trainer):
             raise ValueError("no weights today")
 
-    with registered(Boom(), tiny_host) as host, pytest.raises(PluginError, match="ganzoo_sampling_weights at step 2: ValueError"):
-        smoke_train("dcgan", host=host, steps=2)
+    with registered(Boom(), tiny_host) as host, pytest.raises(PluginError, match="ganzoo_sampling_weights at step 2: ValueError") as raised:
+        smoke_train("dcgan", host=host, steps=2, run_dir=tmp_path / "boom")
+    # it failed half-way through the run's end (record written, counters moved, no checkpoint yet):
+    # nothing of that state is saved after the failure
+    assert "no checkpoint was saved yet" in str(raised.value)
+    assert not (tmp_path / "boom" / "checkpoint.safetensors").exists()
 
 
 def test_hook_ganzoo_on_train_end(tiny_host):

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo.plugins.aggregations.losses import algorithm1, independent, mean
-from ganzoo.plugins.psg.tuple_policy import tuple_losses
 from ganzoo.plugins.binary.binary_policy import binary_losses
+from ganzoo.plugins.psg.tuple_policy import tuple_losses
 
 
 def softmax_col(column):

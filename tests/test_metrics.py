@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from ganzoo.evaluation import metrics
-from ganzoo.evaluation import convergence
+from ganzoo.evaluation import convergence, metrics
 
 
 def gaussian(n: int, dim: int = 8, shift: float = 0.0, seed: int = 0) -> torch.Tensor:

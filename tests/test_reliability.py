@@ -20,14 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ganzoo import hookimpl
-from ganzoo.core import files
-from ganzoo.core.tensorfile import save_tensor_file
-from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.cli.main import cli
+from ganzoo.core import files
 from ganzoo.core.config import make_config
 from ganzoo.core.errors import GanzooError, NonFiniteError
 from ganzoo.core.host import load_host
+from ganzoo.core.tensorfile import save_tensor_file
 from ganzoo.runs import rundir
+from ganzoo.runs.checkpoint import read_checkpoint
 from ganzoo.runs.rundir import checkpoint_step
 from ganzoo.runs.sampling import load_generators
 from ganzoo.training.trainer import Trainer
@@ -276,6 +276,26 @@ def test_keep_last_keeps_the_newest_checkpoints_and_each_resumes(tmp_path):
     assert kept == ["step-00000003.safetensors", "step-00000004.safetensors", "step-00000005.safetensors"]
     assert [read_checkpoint(run_dir / "checkpoints" / name)[1]["step"] for name in kept] == [3, 4, 5]
     assert (run_dir / "checkpoints" / kept[-1]).read_bytes() == (run_dir / "checkpoint.safetensors").read_bytes()
+
+
+def test_a_run_missing_its_samples_folder_or_an_option_default_resumes(tiny_host, tmp_path):
+    import shutil
+    import tomllib
+
+    from ganzoo.testing import smoke_resume, smoke_train
+
+    run_dir = tmp_path / "run"
+    smoke_train("dcgan", host=tiny_host, steps=2, run_dir=run_dir)
+    shutil.rmtree(run_dir / "samples")  # deleted by hand to save space
+    tensors, manifest = read_checkpoint(run_dir)
+    assert manifest["config"]["options"]["loss"] == "bce"
+    del manifest["config"]["options"]["loss"]  # as written before the binary policy declared its default
+    save_tensor_file(run_dir / "checkpoint.safetensors", tensors, manifest)
+
+    assert smoke_resume(run_dir, host=tiny_host, steps=4)["step"] == 4
+    assert (run_dir / "samples" / "epoch-0001.png").is_file()  # the folder is back, with the resumed run's grid
+    assert tomllib.loads((run_dir / "config.toml").read_text())["train"]["options"]["loss"] == "bce"
+    assert read_checkpoint(run_dir)[1]["config"]["options"]["loss"] == "bce"
 
 
 def test_tensors_that_do_not_fit_and_unwritable_out_dirs_are_one_line_errors(tmp_path):

@@ -10,18 +10,18 @@ import sys
 
 import pytest
 import torch
-from ganzoo.plugins.binary.binary_policy import BinaryPolicy, binary_losses
-from ganzoo.plugins.psg.tuple_policy import TuplePolicy, tuple_losses
-from ganzoo.plugins.rpgan.policy import PairingPolicy, pairing_losses
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo.core.compose import check_composition, new_config
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.penalties import gradient_penalty, scores_and_penalty
+from ganzoo.plugins.binary.binary_policy import BinaryPolicy, binary_losses
+from ganzoo.plugins.psg.tuple_policy import TuplePolicy, tuple_losses
+from ganzoo.plugins.rpgan.policy import PairingPolicy, pairing_losses
+from ganzoo.runs.rundir import read_metrics
 from ganzoo.testing import smoke_train
 from ganzoo.training.precision import Autocast
-from ganzoo.runs.rundir import read_metrics
 from tests.helpers import TINY, invoke
 
 

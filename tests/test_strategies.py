@@ -9,19 +9,18 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from ganzoo.core.config import make_config
+from ganzoo.plugins.binary.pac_policy import PacPolicy, pack
 from ganzoo.plugins.gman.aggregation import Gman
 from ganzoo.plugins.madgan.policy import madgan_losses
 from ganzoo.plugins.mgan.policy import mgan_losses
-from ganzoo.plugins.binary.pac_policy import PacPolicy, pack
 from ganzoo.plugins.psg.tuple_policy import tuple_losses
-from PIL import Image
-
 from ganzoo.runs.checkpoint import read_checkpoint
-from ganzoo.core.config import make_config
 from ganzoo.testing import make_host
 from ganzoo.training.trainer import Trainer
 from tests.helpers import TINY, invoke
-
 
 # -- every registered strategy ------------------------------------------------------------------
 

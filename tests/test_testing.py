@@ -9,15 +9,7 @@ from ganzoo import hookimpl
 from ganzoo.core.errors import NonFiniteError
 from ganzoo.core.host import load_host
 from ganzoo.core.parts import NamedFactory, PolicyOutput, Strategy
-from ganzoo.testing import (
-    TINY32,
-    fresh_plugin_manager,
-    make_host,
-    registered,
-    smoke_train,
-    tiny_dataset,
-    tiny_images,
-)
+from ganzoo.testing import TINY32, fresh_plugin_manager, make_host, registered, smoke_train, tiny_dataset, tiny_images
 
 
 class Extra:

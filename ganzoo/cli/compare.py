@@ -13,22 +13,24 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ganzoo.cli.context import get_host
+from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 
 if TYPE_CHECKING:
     from ganzoo.compare.jobs import Spec
 
 
-def check_spec(ctx: click.Context, spec: Spec) -> None:
-    """Parse the spec with its train command and build its settings, composition checked, so that a
-    typo or an impossible combination fails before anything runs."""
+def check_spec(ctx: click.Context, spec: Spec, settings: dict[str, Any]) -> None:
+    """Parse the spec with its train command and build the settings its runs will have (with
+    compare's own: dataset, budget, evaluation), and run every check that needs no data, so that a
+    typo or an impossible combination fails before any job starts."""
     from ganzoo.cli.train import config_of, train_command
-    from ganzoo.core.compose import check_composition
+    from ganzoo.training.build import check_run
 
     host = get_host(ctx)
     names = host.registry.names("strategy")
@@ -40,8 +42,11 @@ def check_spec(ctx: click.Context, spec: Spec) -> None:
         sub = command.make_context(spec.strategy, list(spec.args), parent=ctx, resilient_parsing=False)
     except click.UsageError as exc:
         raise GanzooError(f"configuration {spec.text!r}: {exc.format_message()}") from None
+    given = {"dataset": settings["dataset"], "epochs": settings["epochs"] or None, "minutes": settings["minutes"],
+             "eval_every": settings["eval_every"], "eval_n": settings["eval_n"], "eval_features": settings["features"],
+             "limit_data": settings["limit_data"] or None}
     try:
-        check_composition(host.registry, config_of(host, strategy, dict(sub.params)))
+        check_run(host.registry, config_of(host, strategy, {**sub.params, **given}))
     except GanzooError as exc:
         raise GanzooError(f"configuration {spec.text!r}: {exc}") from None
 
@@ -61,7 +66,7 @@ def check_spec(ctx: click.Context, spec: Spec) -> None:
 @click.option("--eval-n", type=click.IntRange(2), default=2000, show_default=True, help="Samples per evaluation during training.")
 @click.option("--final-n", type=click.IntRange(2), default=None,
               help="Samples of the final evaluation. [default: the dataset's protocol: 10000, 26000 for stacked-mnist]")
-@click.option("--features", default="lenet", show_default=True, help="Feature extractor of every evaluation.")
+@click.option("--features", default=EVAL_FEATURES, show_default=True, help="Feature extractor of every evaluation.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs at a time; the CPU cores are split among them.")
 @click.option("--until-converged", is_flag=True,
               help="Stop each run at its FID plateau (docs/evaluation.md), with --epochs as the cap; needs --eval-every in epochs.")
@@ -90,15 +95,14 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     labels = [s.label for s in parsed]
     if len(set(labels)) != len(labels):
         raise GanzooError(f"two configurations have the same label ({', '.join(labels)}); label them: \"name=psg ...\"")
-    for spec in parsed:
-        check_spec(ctx, spec)
     final_n = final_n or host.registry.get("dataset", dataset.partition(":")[0]).eval_samples
     host.registry.get("extractor", features)
     if baseline is not None and baseline not in labels:
         raise GanzooError(f"--baseline {baseline!r} is not one of the labels: {', '.join(labels)}")
-
     settings = {"specs": [s.text for s in parsed], "seeds": seeds, "epochs": epochs, "minutes": minutes, "dataset": dataset, "limit_data": limit_data,
                 "eval_every": eval_every, "eval_n": eval_n, "final_n": final_n, "features": features, "until_converged": until_converged}
+    for spec in parsed:
+        check_spec(ctx, spec, settings)
     if out.exists() and not out.is_dir():
         raise GanzooError(f"--out {out} is not a folder")
     before = read_state(out)

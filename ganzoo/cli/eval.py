@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.files import json_safe
 
 HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes", "class_kl",
@@ -21,7 +22,7 @@ HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=2, max=1_000_000), default=None,
               help="Generated samples (round-robin over the generators). [default: the dataset's protocol: 10000, 26000 for stacked-mnist]")
-@click.option("--features", default="lenet", show_default=True, help="Feature extractor (ganzoo list extractors).")
+@click.option("--features", default=EVAL_FEATURES, show_default=True, help="Feature extractor (ganzoo list extractors).")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="Real reference split.")
 @click.option("--n-real", type=click.IntRange(min=0), default=0, help="Use the first K real images only. [default: all]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z (and of KID's subsets).")
@@ -67,13 +68,7 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
     if not enabled or not console.is_terminal:  # a pipe or a log gets no bar (rich would only add a blank line)
         yield None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     tasks: dict[str, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -17,10 +17,10 @@ from typing import Any
 import click
 
 from ganzoo.cli import train_options
-from ganzoo.cli.interrupt import importing
 from ganzoo.cli.context import CONTEXT, get_host, warn_broken
+from ganzoo.cli.interrupt import importing
 from ganzoo.core import options as part_options
-from ganzoo.core.compose import new_config
+from ganzoo.core.compose import new_config, refuse_resume_changes
 from ganzoo.core.config import TrainConfig, read_config_file
 from ganzoo.core.errors import GanzooError, StopRequested
 from ganzoo.core.files import json_safe
@@ -58,17 +58,28 @@ def config_of(host: Host, strategy: Strategy, values: dict[str, Any]) -> TrainCo
 
 
 def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any]) -> dict[str, Any]:
-    from ganzoo.training.runtime import stop_with_parent  # no torch: a bad value is refused at once
+    from ganzoo.training.runtime import stop_with_parent  # no torch: what can be refused is refused at once
 
     stop_with_parent()
+    host = get_host(ctx)
+    warn_broken(host)
+    resume = values["resume"] is not None
+    if resume:
+        if values["out"] is not None and Path(values["out"]) != Path(values["resume"]):
+            raise GanzooError("--resume continues the run in place; drop --out")
+        if values["config_file"] is not None:
+            raise GanzooError("--config cannot be used with --resume: the run's settings are in its checkpoint")
+        option_changes = train_options.take_part_values(values, part_options.collect(host.registry))
+        changes = {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}
+        refuse_resume_changes(host.registry, changes, option_changes)
+    else:
+        config = config_of(host, strategy, dict(values))
     with importing():  # torch and the training code: seconds, and nothing written yet
         from ganzoo.evaluation.in_training import training_evaluator
         from ganzoo.runs import rundir
         from ganzoo.training import distributed
         from ganzoo.training.session import Session
 
-    host = get_host(ctx)
-    warn_broken(host)
     quiet = values["quiet"] or values["as_json"] or distributed.env_rank() != 0
     log = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     progress = []
@@ -77,27 +88,20 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
 
         progress.append(ProgressObserver())
     common = {"observers": progress, "make_evaluator": training_evaluator(host, log), "log": log, "command": " ".join(sys.argv)}
-    if values["resume"] is not None:
-        run_dir = Path(values["resume"])
-        if values["out"] is not None and Path(values["out"]) != run_dir:
-            raise GanzooError("--resume continues the run in place; drop --out")
-        if values["config_file"] is not None:
-            raise GanzooError("--config cannot be used with --resume: the run's settings are in its checkpoint")
-        known = part_options.collect(host.registry)
-        option_changes = train_options.take_part_values(values, known)
-        changes = {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}
-        session = Session.resume(host, run_dir, changes=changes, option_changes=option_changes, strategy=strategy.name, **common)
+    if resume:
+        session = Session.resume(host, Path(values["resume"]), changes=changes, option_changes=option_changes,
+                                 strategy=strategy.name, **common)
     else:
         if distributed.under_torchrun() and values["out"] is None:
             raise GanzooError("under torchrun, give --out: every rank must name the same run directory")
-        config = config_of(host, strategy, dict(values))
         session = Session.new(host, config, Path(values["out"] or rundir.default_run_dir(strategy.name)), **common)
-    for observer in progress:
-        observer.console.print(f"[bold]{strategy.name}[/] data: {session.trainer.data_source}")
-    return _train(ctx, session, values, quiet, progress)
+    with session:  # the lock, the process group and the observers are let go however the run ends
+        for observer in progress:
+            observer.console.print(f"[bold]{strategy.name}[/] data: {session.trainer.data_source}")
+        return _train(ctx, session, values, quiet)
 
 
-def _train(ctx: click.Context, session: Any, values: dict[str, Any], quiet: bool, progress: list[Any]) -> dict[str, Any]:
+def _train(ctx: click.Context, session: Any, values: dict[str, Any], quiet: bool) -> dict[str, Any]:
     from ganzoo.training.session import stop_on_signals
 
     trainer = session.trainer
@@ -111,9 +115,6 @@ def _train(ctx: click.Context, session: Any, values: dict[str, Any], quiet: bool
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
         click.echo(f"interrupted at step {trainer.step}; {session.last_checkpoint()}", err=True)
         ctx.exit(130)
-    finally:
-        for observer in progress:
-            observer.close()
     if values["as_json"] and trainer.world.writer:
         click.echo(json.dumps(json_safe(record), allow_nan=False))
     elif not quiet:

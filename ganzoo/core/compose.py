@@ -57,6 +57,30 @@ def new_config(registry: Any, strategy_name: str, file_settings: Mapping[str, An
     return replace(config, options=check_type("options", {**part_options.declared_defaults(known, used), **merged}))
 
 
+# What a resume may change: budgets, logging and speed switches, never what the next step computes.
+RESUME_MAY_CHANGE = frozenset({"epochs", "steps", "minutes", "device", "log_every", "checkpoint_every", "keep_last", "on_nan",
+                               "deterministic", "eval_every", "eval_every_steps", "eval_every_seconds", "eval_n", "eval_features",
+                               "amp", "vmap", "compile", "channels_last"})
+
+
+def refuse_resume_changes(registry: Any, changes: Mapping[str, Any], option_changes: Mapping[str, Any]) -> None:
+    """A resume changes only what cannot change the training: a one-line error otherwise."""
+    known = part_options.collect(registry)
+    unknown = sorted(set(option_changes) - set(known))
+    if unknown:
+        raise GanzooError(f"unknown option {unknown[0]!r} (ganzoo list --json shows each part's options)")
+    fixed = sorted(known[key].option.flag for key in option_changes if not known[key].option.resume)
+    if fixed:
+        allowed = sorted(o.option.flag for o in known.values() if o.option.resume)
+        tail = f"; of the parts' options only {', '.join(allowed)} may be given" if allowed else ""
+        raise GanzooError(f"cannot change {', '.join(fixed)} when resuming: the run keeps the value it started with{tail}")
+    changed = sorted(set(changes) - RESUME_MAY_CHANGE)
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        may = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUME_MAY_CHANGE - {"eval_every_steps", "eval_every_seconds"}))
+        raise GanzooError(f"cannot change {flags} when resuming; only {may}")
+
+
 def check_values(values: Mapping[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:
     """Each known option's check applied to its value (from a file, a strategy or the command line)."""
     checked = dict(values)

@@ -18,11 +18,11 @@ from typing import Any, get_type_hints
 
 from ganzoo.core.errors import GanzooError
 
-
 AMP_CHOICES = ("auto", "bf16", "off")  # --amp: ganzoo.training.precision.resolve_amp
 VMAP_CHOICES = ("auto", "on", "off")  # --vmap: ganzoo.training.generator_bank.use_vmap
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")  # --optimizer: ganzoo.training.optimizers
 LR_SCHEDULES = ("constant", "linear", "cosine")  # --lr-schedule: ganzoo.training.optimizers.lr_factor
+EVAL_FEATURES = "lenet"  # the feature extractor of evaluations unless one is named (--eval-features, ganzoo eval --features)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class TrainConfig:
     eval_every_steps: int = 0  # K > 0: evaluate every K generator steps instead
     eval_every_seconds: float = 0.0  # S > 0: evaluate every S seconds of training time instead (at logging points)
     eval_n: int = 2000  # samples per evaluation during training
-    eval_features: str = "lenet"  # the feature extractor of those evaluations
+    eval_features: str = EVAL_FEATURES  # the feature extractor of those evaluations
     amp: str = "auto"  # bf16 autocast: "bf16", "off", or "auto" (on where the hardware has native bf16)
     vmap: str = "auto"  # the N generators as one vmapped call: "on", "off", or "auto" (on for CUDA)
     compile: bool = False  # torch.compile the networks (measured slower on CPU; see docs/performance.md)
@@ -73,6 +73,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the run evaluates while it trains (``--eval-every`` in epochs, steps or time)."""
+        return bool(self.eval_every or self.eval_every_steps or self.eval_every_seconds)
 
     @property
     def loss(self) -> str:

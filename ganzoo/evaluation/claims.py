@@ -24,8 +24,9 @@ def declared_options() -> dict[str, Any]:
 
 
 def d_loss(train: dict[str, Any]) -> str | None:
-    """A run's --loss (config.toml [train]): as given, or the default of the part of the run that
-    declares it (config.toml keeps only the options given); None when no part of the run has one."""
+    """A run's --loss (config.toml [train]): as recorded (every run since 0.5 records every option),
+    or for a run from before 0.5, which kept only the options given, the default of the part of the
+    run that declares it; None when no part of the run has one."""
     options = train.get("options") if isinstance(train.get("options"), dict) else {}
     if "loss" in options:
         return str(options["loss"])

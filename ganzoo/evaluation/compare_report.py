@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo import __version__
-from ganzoo.runs import rundir
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import json_safe, write_atomic
 from ganzoo.core.safe_read import loads_json, read_text
 from ganzoo.evaluation import convergence
 from ganzoo.evaluation.claims import ALPHA, CHANCE_BAND, cell, claim_rows, d_loss, values
 from ganzoo.evaluation.metrics import mean_sd_ci, welch_t
+from ganzoo.runs import rundir
+
 
 def read_json(path: Path) -> Any:
     """A JSON file ganzoo wrote (eval-*.json, compare.json): a regular file, bounded, depth-capped."""

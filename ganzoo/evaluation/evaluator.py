@@ -19,14 +19,14 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import __version__
-from ganzoo.evaluation import metrics
-from ganzoo.core.tensorfile import read_tensor_file, save_tensor_file
+from ganzoo.core.config import EVAL_FEATURES
+from ganzoo.core.data import default_root, load_data, to_unit
 from ganzoo.core.digests import data_hash
-from ganzoo.core.data import default_root, load_data
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host
-from ganzoo.core.data import to_unit
 from ganzoo.core.parts import ExtractorRequest, ImageData
+from ganzoo.core.tensorfile import read_tensor_file, save_tensor_file
+from ganzoo.evaluation import metrics
 
 BATCH = 500
 Progress = Callable[[str, int, int], None]  # progress(what, done, total), for a progress bar
@@ -131,7 +131,7 @@ class Evaluator:
         return out
 
 
-def build_evaluator(host: Host, dataset: str, *, features: str = "lenet", split: str = "test", n_real: int = 0,
+def build_evaluator(host: Host, dataset: str, *, features: str = EVAL_FEATURES, split: str = "test", n_real: int = 0,
                     data_root: Path | None = None, cache_dir: Path | None = None, retrain: bool = False,
                     device: torch.device | str = "cpu", log: Callable[[str], None] = lambda _: None,
                     progress: Progress | None = None) -> Evaluator:

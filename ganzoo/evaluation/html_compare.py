@@ -9,12 +9,32 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 from ganzoo.evaluation.claims import cell, claim_rows, values
-from ganzoo.evaluation.compare_report import (CONVERGENCE_KEYS, ROWS, budget_text, converged_text, extras_rows, interval_text, plural,
-                                              read_json)
-from ganzoo.evaluation.html_parts import (chance_lines, class_split, code, fmt, generator_color, over_seeds, page, protocol_table,
-                                         read_config, summarise, table)
+from ganzoo.evaluation.compare_report import (
+    CONVERGENCE_KEYS,
+    ROWS,
+    budget_text,
+    converged_text,
+    extras_rows,
+    interval_text,
+    plural,
+    read_json,
+)
+from ganzoo.evaluation.html_parts import (
+    chance_lines,
+    class_split,
+    code,
+    fmt,
+    generator_color,
+    over_seeds,
+    page,
+    protocol_table,
+    read_config,
+    summarise,
+    table,
+)
 from ganzoo.evaluation.report_images import MAX_FRAMES, pick_grids, stepper_html
 from ganzoo.evaluation.svg_plot import PALETTE, Chart, line_chart
 
@@ -27,7 +47,7 @@ def compare_page(out: Path) -> str:
     if not isinstance(state, dict) or not isinstance(state.get("settings"), dict):
         raise GanzooError(f"{out / 'compare.json'} is not as ganzoo compare writes it")
     settings = state["settings"]
-    features = str(settings.get("features", "lenet"))
+    features = str(settings.get("features", EVAL_FEATURES))
     stored = read_json(out / "summary.json") if (out / "summary.json").is_file() else {}
     stored = stored if isinstance(stored, dict) else {}
     by_seed: dict[str, list[tuple[int, Path, dict[str, Any] | None]]] = {}

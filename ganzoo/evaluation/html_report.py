@@ -9,12 +9,24 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import write_atomic
 from ganzoo.evaluation.compare_report import plural, read_json
 from ganzoo.evaluation.html_compare import compare_page
-from ganzoo.evaluation.html_parts import (chance_lines, class_split, code, fmt, generator_color, page, protocol_table, read_config,
-                                         significant, summarise, table)
+from ganzoo.evaluation.html_parts import (
+    chance_lines,
+    class_split,
+    code,
+    fmt,
+    generator_color,
+    page,
+    protocol_table,
+    read_config,
+    significant,
+    summarise,
+    table,
+)
 from ganzoo.evaluation.report_images import pick_grids, stepper_html
 from ganzoo.evaluation.svg_plot import PALETTE, Chart, Series, line_chart
 from ganzoo.runs import rundir
@@ -145,7 +157,7 @@ def run_page(run_dir: Path) -> str:
     settings = config.get("train", {}) if isinstance(config.get("train"), dict) else {}
     meta = config.get("meta", {}) if isinstance(config.get("meta"), dict) else {}
     evals = eval_files(run_dir)
-    features = "lenet" if "lenet" in evals else next(iter(evals), "lenet")
+    features = EVAL_FEATURES if EVAL_FEATURES in evals else next(iter(evals), EVAL_FEATURES)
     summary = summarise(run_dir, features)
     records = rundir.epoch_records(run_dir)
     resolved = run_dir.resolve()

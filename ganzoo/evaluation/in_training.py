@@ -4,8 +4,8 @@ that training reaches evaluation only through a callable it is given (``ganzoo.t
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch

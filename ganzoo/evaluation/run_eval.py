@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import json_safe, write_atomic
 from ganzoo.core.host import Host
@@ -17,7 +18,7 @@ from ganzoo.runs.models import resolve_device
 from ganzoo.runs.sampling import check_seed, load_generators
 
 
-def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str = "lenet", split: str = "test", n_real: int = 0,
+def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str = EVAL_FEATURES, split: str = "test", n_real: int = 0,
                  seed: int = 0, weights: str = "auto", retrain: bool = False, data_root: Path | None = None,
                  device: str = "cpu", log: Any = lambda _: None, progress: Any = None, save: bool = True) -> dict[str, Any]:
     """Evaluate the checkpoint of a run directory (or a checkpoint file) and return the result;

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganzoo.runs.checkpoint import module_fits
 from ganzoo.core.errors import CheckpointError, GanzooError
 from ganzoo.core.parts import Architecture
 from ganzoo.core.safe_read import check_memory
+from ganzoo.runs.checkpoint import module_fits
 
 
 def add_spectral_norm(module: nn.Module) -> nn.Module:

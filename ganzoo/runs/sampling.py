@@ -12,17 +12,16 @@ from pathlib import Path
 
 import torch
 
+from ganzoo.core.data import to_unit
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import write_atomic
 from ganzoo.core.host import Host
 from ganzoo.core.safe_read import check_memory
 from ganzoo.runs.checkpoint import load_module, manifest_fields, open_checkpoint
-from ganzoo.runs.state_check import check_finite
 from ganzoo.runs.images import grid, png_bytes
-from ganzoo.core.data import to_unit
-from ganzoo.runs.models import build_generators, check_fits
 from ganzoo.runs.manifest import require_parts
-from ganzoo.runs.models import resolve_device
+from ganzoo.runs.models import build_generators, check_fits, resolve_device
+from ganzoo.runs.state_check import check_finite
 
 RAW = "raw"
 CHUNK = 256  # samples per generator call: bounds the activations of a large --n (a multiple of 16: see Draw.chunks)

@@ -120,6 +120,9 @@ def check_manifest_counters(manifest: dict[str, Any], where: str = "checkpoint")
         value = manifest.get(key)
         if type(value) is not int or not 0 <= value < MAX_COUNTER:
             raise CheckpointError(f"{where}: the manifest's {key!r} is {value!r}; it must be an integer in [0, 2**48)")
+    horizon = manifest.get("lr_schedule_steps", 1)
+    if type(horizon) is not int or not 1 <= horizon < MAX_COUNTER:
+        raise CheckpointError(f"{where}: the manifest's 'lr_schedule_steps' is {horizon!r}; it must be an integer in [1, 2**48)")
     seconds = manifest.get("train_seconds", 0.0)
     if type(seconds) not in (int, float) or not (math.isfinite(seconds) and seconds >= 0):
         raise CheckpointError(f"{where}: the manifest's 'train_seconds' is {seconds!r}, not a number of seconds")

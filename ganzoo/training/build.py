@@ -1,23 +1,28 @@
-"""Building a run from its config, before the first step: the training images, the discriminators
-the input policy asks for, and every network's optimizer."""
+"""Building a run from its config, before the first step: the checks that need no data, the training
+images, the discriminators the input policy asks for, every network's optimizer, and how the hot
+path calls the networks (looped or vmapped generators, autocast, DDP, compile)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ganzoo.core.config import TrainConfig
+from ganzoo.core.compose import check_composition
+from ganzoo.core.config import OPTIMIZERS, TrainConfig
 from ganzoo.core.data import default_root, load_data
 from ganzoo.core.errors import DataError, GanzooError
 from ganzoo.core.parts import Architecture, DiscriminatorSpec
 from ganzoo.core.registry import Registry
 from ganzoo.runs.models import build_discriminator, distinct_parameters
 from ganzoo.training.distributed import World
+from ganzoo.training.generator_bank import GeneratorBank, use_vmap
 from ganzoo.training.optimizers import discriminator_settings, generator_settings, make_optimizer
+from ganzoo.training.precision import Autocast, allow_tf32, resolve_amp
 
 D_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -37,7 +42,29 @@ def discriminator_specs(policy: Any) -> tuple[DiscriminatorSpec, ...]:
     for spec in specs:
         if spec.outputs < 1 or spec.packing < 1:
             raise GanzooError(f"the input policy asks for a D with packing {spec.packing} and {spec.outputs} outputs; both must be at least 1")
+        if spec.optimizer is not None and spec.optimizer not in OPTIMIZERS:
+            raise GanzooError(f"discriminator {spec.name!r} asks for the optimizer {spec.optimizer!r} (known: {', '.join(OPTIMIZERS)})")
+        if spec.lr is not None and not (isinstance(spec.lr, int | float) and 0 < spec.lr <= 1):
+            raise GanzooError(f"discriminator {spec.name!r} asks for the learning rate {spec.lr!r}; it must be in (0, 1]")
+        betas = spec.betas
+        if betas is not None and not (len(betas) == 2 and all(isinstance(b, int | float) and 0 <= b < 1 for b in betas)):
+            raise GanzooError(f"discriminator {spec.name!r} asks for betas {betas!r}; they must be two numbers in [0, 1)")
     return specs
+
+
+def check_run(registry: Registry, config: TrainConfig) -> tuple[Any, tuple[DiscriminatorSpec, ...]]:
+    """Every check of a run that needs no data, before anything is loaded, built or written: the
+    parts compose, the input policy builds and asks for discriminators that can be built, a
+    decaying schedule has steps to decay over. Returns the policy and its discriminators."""
+    check_composition(registry, config)
+    if config.lr_schedule != "constant" and not (config.steps or config.epochs):
+        raise GanzooError(f"--lr-schedule {config.lr_schedule} decays over the run's steps; give --steps or --epochs")
+    policy = registry.get("input policy", config.policy).build(config)
+    specs = discriminator_specs(policy)
+    for spec in specs:
+        if spec.architecture is not None:
+            registry.get("architecture", spec.architecture)
+    return policy, specs
 
 
 def training_images(registry: Registry, config: TrainConfig, arch: Architecture, world: World) -> tuple[torch.Tensor, str]:
@@ -79,3 +106,46 @@ def build_optimizers(config: TrainConfig, generators: nn.ModuleList, discriminat
         d_optimizers[spec.name] = make_optimizer(list(discriminators[spec.name].parameters()), settings)
         d_lrs[spec.name] = settings.lr
     return g_optimizers, d_optimizers, [g_settings.lr] * len(g_optimizers), d_lrs
+
+
+@dataclass(frozen=True)
+class Calls:
+    """How the hot path calls the networks. The modules themselves (state.generators,
+    state.discriminators) are what optimizers and checkpoints see."""
+
+    generate: Any  # z -> the N generators' fakes (a GeneratorBank, maybe in DDP, maybe compiled)
+    d_phase: Any  # what the policy gets as D in D's update: one network or a dict by name
+    g_phase: Any  # ... in the generators' update (no DDP: D needs no gradient of its own there)
+    networks: Any  # the discriminators themselves, as after_discriminator_step gets them
+    amp: torch.dtype | None
+    tf32: bool
+    vectorized: bool
+
+
+def one_or_dict(items: dict[str, Any]) -> Any:
+    """What a policy gets for D: the network itself when there is one, else the dict by name."""
+    return next(iter(items.values())) if len(items) == 1 else items
+
+
+def build_calls(config: TrainConfig, generators: nn.ModuleList, discriminators: nn.ModuleDict, device: torch.device,
+                world: World) -> Calls:
+    """The N generators as one GeneratorBank (looped or vmapped), every network under bf16 autocast
+    when --amp says so (and TF32 on CUDA), wrapped in DDP under torchrun, compiled with --compile."""
+    amp, tf32 = resolve_amp(config.amp, device), allow_tf32(device)
+    vectorized = use_vmap(config.vmap, generators, device)
+    if config.channels_last:
+        generators.to(memory_format=torch.channels_last)
+        discriminators.to(memory_format=torch.channels_last)
+    bank: nn.Module = GeneratorBank(generators, vectorized=vectorized, device=device, amp=amp)
+    d_train: dict[str, nn.Module] = dict(discriminators)
+    if world.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        bank, d_train = DDP(bank, device_ids=ids), {name: DDP(d, device_ids=ids) for name, d in d_train.items()}
+    d_phase = {name: Autocast(d, device, amp) for name, d in d_train.items()}
+    g_phase = {name: Autocast(d, device, amp) for name, d in discriminators.items()}
+    if config.compile:
+        bank = torch.compile(bank)
+        d_phase, g_phase = ({name: torch.compile(d) for name, d in calls.items()} for calls in (d_phase, g_phase))
+    return Calls(bank, one_or_dict(d_phase), one_or_dict(g_phase), one_or_dict(dict(discriminators)), amp, tf32, vectorized)

@@ -23,16 +23,19 @@ def manifest(trainer: Any) -> dict[str, Any]:
     """The checkpoint's JSON manifest: versions, settings, parts, the discriminators, and the state's counters."""
     from ganzoo import __version__
 
-    config = trainer.config
+    config, registry = trainer.config, trainer.host.registry
     specs = [{"name": s.name, "packing": s.packing, "outputs": s.outputs, "architecture": s.architecture or trainer.arch_name,
+              "plugin": registry.entry("architecture", s.architecture or trainer.arch_name).plugin,
               "spectral_norm": config.spectral_norm if s.spectral_norm is None else s.spectral_norm} for s in trainer.d_specs]
-    shape = {"discriminator": {k: specs[0][k] for k in ("packing", "outputs")}} if len(specs) == 1 else {"discriminators": specs}
+    # one D: also its shape under 0.4's key, which readers of older runs know
+    shape = {"discriminator": {k: specs[0][k] for k in ("packing", "outputs")}} if len(specs) == 1 else {}
     return {
         "ganzoo_version": __version__,
         "strategy": config.strategy,
         "config": config.to_dict(),
         "architecture": trainer.arch_name,
         "image_shape": list(trainer.image_shape),
+        "discriminators": specs,
         **shape,
         "data_source": trainer.data_source,
         "parts": parts_plugins(trainer.host, config, trainer.arch_name),
@@ -43,13 +46,22 @@ def manifest(trainer: Any) -> dict[str, Any]:
 
 def save(trainer: Any) -> None:
     """Rank 0 writes the checkpoint; under torchrun every rank first checks that the replicas agree,
-    and waits until the file is written (a rollback on any rank may read it next)."""
+    and waits until the file is written (a rollback on any rank may read it next). When rank 0
+    cannot write it (a NaN in its state), every rank stops with the error, none waits for it."""
+    world = trainer.world
     networks = trainer.state.modules().values()
-    distributed.check_replicas([p for m in networks for p in m.parameters()], trainer.world)
-    if trainer.world.writer:
-        path = write(trainer)
+    distributed.check_replicas([p for m in networks for p in m.parameters()], world)
+    refused: GanzooError | None = None
+    if world.writer:
+        try:
+            path = write(trainer)
+        except (NonFiniteError, PluginError) as exc:
+            refused = exc
+    if distributed.any_rank(int(refused is not None), world, trainer.device):
+        raise refused or NonFiniteError(f"rank 0 could not save step {trainer.state.step}; its log says why")
+    if world.writer:
         trainer.notify("ganzoo_on_checkpoint_saved", path=path)
-    distributed.barrier(trainer.world)
+    distributed.barrier(world)
 
 
 def write(trainer: Any) -> Path:
@@ -62,7 +74,8 @@ def write(trainer: Any) -> Path:
         raise PluginError(f"a plugin's checkpoint tensors use names the trainer's state uses: {', '.join(taken[:3])}")
     every = {**tensors, **extra}
     floats = [(name, t) for name, t in every.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    if floats and not bool(torch.stack([t.detach().float().sum() for _, t in floats]).isfinite().all()):
+    # one sum per tensor, each moved to the CPU: the state spans devices (Adam's step counts stay on the CPU)
+    if floats and not bool(torch.stack([t.detach().float().sum().cpu() for _, t in floats]).isfinite().all()):
         bad = next(name for name, t in floats if not bool(t.detach().isfinite().all()))
         raise NonFiniteError(f"not saving step {trainer.state.step}: tensor {bad!r} holds NaN or infinite values; "
                              f"the last good checkpoint is kept in {trainer.run_dir}")
@@ -77,7 +90,7 @@ def write(trainer: Any) -> Path:
 def restore(trainer: Any, checkpoint: TensorFile) -> None:
     """Load a checkpoint into the trainer's state, after checking it fits (``check_restorable``)."""
     state, config = trainer.state, trainer.config
-    tensors, saved, exact = check_restorable(checkpoint, state, config.strategy)
+    tensors, saved, exact = check_restorable(checkpoint, state)
     with manifest_fields(str(checkpoint.path)):
         state.load(tensors, saved, exact_z=exact)
         if config.lr_schedule != "constant":

@@ -3,13 +3,15 @@ order, then the run's own observers (each plugin's ``ganzoo_run_observers``, in 
 observers the caller handed to the run (the command line's progress bar, the Python API's callback).
 
 A plugin that raises (or calls ``sys.exit``) in a hook is named in a PluginError. Under torchrun,
-ranks other than 0 skip the hooks that observe the run (``WRITER_HOOKS``).
+ranks other than 0 skip the hooks that observe the run (``WRITER_HOOKS``), and only rank 0 has
+observers. An observer's ``close()``, when it has one, is called when the run's session ends,
+however it ends.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +51,10 @@ def observer_calls(plugin: str, observer: object) -> dict[str, Call]:
         if name not in OBSERVER_METHODS:
             raise PluginError(f"plugin {plugin!r}: its run observer {type(observer).__name__} has a method {name}, which is "
                               f"not a hook a run observer may implement ({', '.join(sorted(OBSERVER_METHODS))})")
-        takes = tuple(p for p in inspect.signature(method).parameters)
+        parameters = inspect.signature(method).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            parameters = {arg: None for arg in spec_arguments(name)}  # **kwargs: it takes them all
+        takes = tuple(parameters)
         extra = sorted(set(takes) - set(spec_arguments(name)))
         if extra:
             raise PluginError(f"plugin {plugin!r}: {type(observer).__name__}.{name} takes {', '.join(extra)}, which the hook "
@@ -82,6 +87,19 @@ class Dispatch:
             for observer in made if isinstance(made, list | tuple) else [made]:
                 if observer is not None:
                     self.add(impl.plugin, observer)
+
+    def close(self) -> None:
+        """Call every observer's ``close()`` (those that have one), each even when another raises."""
+        failed = None
+        for plugin, observer, _ in self.observers:
+            closing = getattr(observer, "close", None)
+            if callable(closing):
+                try:
+                    closing()
+                except Exception as exc:  # noqa: BLE001  (reported after the others are closed)
+                    failed = failed or PluginError(f"plugin {plugin!r} raised in its run observer's close(): {type(exc).__name__}: {exc}")
+        if failed is not None:
+            raise failed
 
     def calls(self, hook: str) -> list[Call]:
         if hook not in self._calls:
@@ -120,9 +138,3 @@ class Dispatch:
         except BaseException as exc:  # SystemExit, GeneratorExit, a BaseException of the plugin's own: all contained
             step = getattr(getattr(trainer, "state", None), "step", 0)
             raise PluginError(f"plugin {call.plugin!r} raised in {hook} at step {step}: {type(exc).__name__}: {exc}") from None
-
-
-def caller_observers(dispatch: Dispatch, observers: Iterable[object]) -> None:
-    """Add the observers a caller hands to a run, named "caller" in errors."""
-    for observer in observers:
-        dispatch.add("caller", observer)

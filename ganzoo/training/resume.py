@@ -18,8 +18,7 @@ from ganzoo.core.config import TrainConfig, make_config
 from ganzoo.core.errors import CheckpointError
 from ganzoo.core.tensorfile import TensorFile
 from ganzoo.runs.checkpoint import manifest_fields
-from ganzoo.runs.state_check import (check_finite, check_manifest_counters, check_optimizer_groups, check_state,
-                                     check_z_state)
+from ganzoo.runs.state_check import check_finite, check_manifest_counters, check_optimizer_groups, check_state, check_z_state
 from ganzoo.training.run_state import RunState
 from ganzoo.training.state_spec import expected_state
 
@@ -37,7 +36,7 @@ def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainC
     return make_config(strategy, settings, overrides)
 
 
-def check_restorable(checkpoint: TensorFile, state: RunState, strategy: str) -> tuple[dict[str, Tensor], dict[str, Any], bool]:
+def check_restorable(checkpoint: TensorFile, state: RunState) -> tuple[dict[str, Tensor], dict[str, Any], bool]:
     """Read a checkpoint's tensors for ``RunState.load``, refusing, before anything is loaded, one
     that does not fit the state it goes into: names, shapes and dtypes of every tensor (checked on
     the header before any tensor data is read, then on the tensors), counters, optimizer settings,
@@ -45,8 +44,6 @@ def check_restorable(checkpoint: TensorFile, state: RunState, strategy: str) -> 
     and a usable z-stream state. Returns (tensors, manifest, whether the z stream continues
     exactly: not across device kinds)."""
     where, manifest = str(checkpoint.path), checkpoint.manifest
-    if manifest.get("strategy") != strategy:
-        raise CheckpointError(f"{checkpoint.path.parent} is a {manifest.get('strategy')} run, not {strategy}")
     spec = expected_state(state)
     check_manifest_counters(manifest, where)
     check_state(checkpoint.meta(), spec, where)  # the header only: no data read yet

@@ -24,7 +24,7 @@ import torch
 
 from ganzoo import __version__
 from ganzoo.core import options as part_options
-from ganzoo.core.compose import check_values
+from ganzoo.core.compose import check_values, refuse_resume_changes
 from ganzoo.core.config import TrainConfig
 from ganzoo.core.errors import GanzooError, PluginError
 from ganzoo.core.host import Host
@@ -35,13 +35,7 @@ from ganzoo.runs.models import resolve_device
 from ganzoo.training import distributed
 from ganzoo.training.resume import config_from_checkpoint
 from ganzoo.training.runtime import tune_malloc
-from ganzoo.training.trainer import Evaluate, Trainer
-
-# What a resume may change: budgets, logging and speed switches, never what the next step computes.
-RESUME_MAY_CHANGE = frozenset({"epochs", "steps", "minutes", "device", "log_every", "checkpoint_every", "keep_last", "on_nan",
-                               "deterministic", "eval_every", "eval_every_steps", "eval_every_seconds", "eval_n", "eval_features",
-                               "amp", "vmap", "compile", "channels_last"})
-MakeEvaluator = Callable[[TrainConfig, torch.device], Evaluate]  # ganzoo.evaluation.in_training.training_evaluator, bound to a host
+from ganzoo.training.trainer import MakeEvaluator, Trainer
 
 
 class Session:
@@ -54,6 +48,7 @@ class Session:
     def __init__(self, trainer: Trainer, run_dir: Path, *, resumed: bool, command: str, malloc_tuned: bool = False):
         self.trainer, self.run_dir, self.resumed, self.command = trainer, run_dir, resumed, command
         self.malloc_tuned = malloc_tuned
+        self.closed = False
         self._lock: rundir.RunLock | contextlib.nullcontext = contextlib.nullcontext()
 
     @classmethod
@@ -86,8 +81,9 @@ class Session:
         tuned = tune_malloc()
         run_dir = rundir.check(Path(run_dir), resume=True)
         changes, option_changes = dict(changes or {}), dict(option_changes or {})
-        refuse_changes(host, changes, option_changes)
-        lock = rundir.RunLock(run_dir) if distributed.env_rank() == 0 else contextlib.nullcontext()  # rank 0 writes
+        refuse_resume_changes(host.registry, changes, option_changes)
+        writer = distributed.env_rank() == 0  # rank 0 writes the run folder; under torchrun the others only read it
+        lock = rundir.RunLock(run_dir) if writer else contextlib.nullcontext()
         lock.__enter__()
         world = None
         try:
@@ -97,10 +93,13 @@ class Session:
                     raise GanzooError(f"{run_dir} is a {saved.get('strategy')} run; resume it with: "
                                       f"ganzoo train {saved.get('strategy')} --resume {run_dir}")
                 config = config_from_checkpoint(saved, **changes)
-                require_parts(host, saved, TRAINING_KINDS)
+                require_parts(host, saved, TRAINING_KINDS, discriminators=True)
                 known = part_options.collect(host.registry)
                 part_options.refuse_unowned(option_changes, known, part_options.in_use(config))
-                config = replace(config, options={**config.options, **check_values(option_changes, known)})
+                config = replace(config, options={**part_options.declared_defaults(known, part_options.in_use(config)),
+                                                  **config.options, **check_values(option_changes, known)})
+                if writer:
+                    rundir.create(run_dir)  # a run folder whose samples/ went missing gets it back
                 world = distributed.join(resolve_device(config.device))
                 trainer = _trainer(host, config, run_dir, world, observers, make_evaluator, log)
                 trainer.load_checkpoint(checkpoint)
@@ -138,8 +137,12 @@ class Session:
         return f"continue with: ganzoo train {self.trainer.config.strategy} --resume {self.run_dir}"
 
     def save_after_failure(self) -> str:
-        """Checkpoint the run where a plugin stopped it, when its state is whole and finite; say where it stands."""
+        """Checkpoint the run where a plugin stopped it, when its state is whole and finite; say where
+        it stands. Not under torchrun with several ranks: the others are still training, and a save
+        there needs them all."""
         trainer = self.trainer
+        if trainer.world.size > 1 or not trainer.consistent:
+            return self.last_checkpoint()
         try:
             if trainer.step and trainer.finite(trainer.state.meter.read(trainer.world)):
                 trainer.save_checkpoint()
@@ -155,9 +158,17 @@ class Session:
         return f"the last checkpoint (step {saved}) is in {self.run_dir}; {self.resume_hint()}"
 
     def close(self) -> None:
-        self._lock.__exit__(None, None, None)
-        self._lock = contextlib.nullcontext()
-        distributed.leave(self.trainer.world)
+        """End the session, however the run ended: its observers' ``close()``, the lock, the process
+        group. ``run()`` calls it; closing again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.trainer.dispatch.close()
+        finally:
+            self._lock.__exit__(None, None, None)
+            self._lock = contextlib.nullcontext()
+            distributed.leave(self.trainer.world)
 
     def __enter__(self) -> Session:
         return self
@@ -168,11 +179,7 @@ class Session:
 
 def _trainer(host: Host, config: TrainConfig, run_dir: Path, world: distributed.World, observers: Iterable[object],
              make_evaluator: MakeEvaluator | None, log: Callable[[str], None] | None) -> Trainer:
-    evaluates = config.eval_every or config.eval_every_steps or config.eval_every_seconds
-    evaluate = None
-    if evaluates and world.writer and make_evaluator is not None:  # built first: a missing extractor fails before any training
-        evaluate = make_evaluator(config, distributed.rank_device(resolve_device(config.device), world))
-    return Trainer(config, host, run_dir, log=log, world=world, observers=observers, evaluate=evaluate)
+    return Trainer(config, host, run_dir, log=log, world=world, observers=observers, make_evaluator=make_evaluator)
 
 
 def check_budget(trainer: Trainer) -> None:
@@ -184,24 +191,6 @@ def check_budget(trainer: Trainer) -> None:
     if config.minutes and trainer.state.clock.seconds >= config.minutes * 60:
         raise GanzooError(f"{trainer.run_dir} has already trained {trainer.state.clock.seconds / 60:.2f} minutes; "
                           f"give a larger --minutes to train on")
-
-
-def refuse_changes(host: Host, changes: Mapping[str, Any], option_changes: Mapping[str, Any]) -> None:
-    """A resume changes only what cannot change the training: a one-line error otherwise."""
-    known = part_options.collect(host.registry)
-    unknown = sorted(set(option_changes) - set(known))
-    if unknown:
-        raise GanzooError(f"unknown option {unknown[0]!r} (ganzoo list --json shows each part's options)")
-    fixed = sorted(known[key].option.flag for key in option_changes if not known[key].option.resume)
-    if fixed:
-        allowed = sorted(o.option.flag for o in known.values() if o.option.resume)
-        tail = f"; of the parts' options only {', '.join(allowed)} may be given" if allowed else ""
-        raise GanzooError(f"cannot change {', '.join(fixed)} when resuming: the run keeps the value it started with{tail}")
-    changed = sorted(set(changes) - RESUME_MAY_CHANGE)
-    if changed:
-        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-        may = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUME_MAY_CHANGE - {"eval_every_steps", "eval_every_seconds"}))
-        raise GanzooError(f"cannot change {flags} when resuming; only {may}")
 
 
 def write_config(session: Session) -> None:

@@ -23,7 +23,6 @@ import torch
 from torch import Tensor
 
 from ganzoo.core.compat import with_phase
-from ganzoo.core.compose import check_composition
 from ganzoo.core.config import TrainConfig
 from ganzoo.core.errors import GanzooError, StopRequested
 from ganzoo.core.files import write_atomic
@@ -33,51 +32,50 @@ from ganzoo.runs.images import grid, png_bytes, sample_blocks
 from ganzoo.runs.models import build_generators, resolve_device
 from ganzoo.training import checkpointing, distributed, nan_guard
 from ganzoo.training.batches import Batches
-from ganzoo.training.build import build_discriminators, build_optimizers, discriminator_specs, training_images
+from ganzoo.training.build import build_calls, build_discriminators, build_optimizers, check_run, one_or_dict, training_images
 from ganzoo.training.clock import crossed
 from ganzoo.training.distributed import World
-from ganzoo.training.generator_bank import GeneratorBank, use_vmap
 from ganzoo.training.meter import Meter
 from ganzoo.training.observers import Dispatch
 from ganzoo.training.optimizers import lr_factor, set_learning_rates
-from ganzoo.training.precision import Autocast, allow_tf32, resolve_amp
 from ganzoo.training.run_state import RunState
 from ganzoo.training.shown import ShownGenerators
 
 UNBOUNDED = 2**62  # the step budget of a run limited by --minutes only
 Evaluate = Callable[[torch.nn.ModuleList, TrainConfig], dict[str, Any]]  # --eval-every: generators -> flat scores
-
-
-def one_or_dict(items: dict[str, Any]) -> Any:
-    """What a policy gets for D: the network itself when there is one, else the dict by name."""
-    return next(iter(items.values())) if len(items) == 1 else items
+MakeEvaluator = Callable[[TrainConfig, torch.device], Evaluate]  # ganzoo.evaluation.in_training.training_evaluator(host)
 
 
 class Trainer:
     """Builds a run from a TrainConfig and trains it. ``self.state`` is everything a checkpoint holds
     (``ganzoo.training.run_state.RunState``); ``load_checkpoint`` puts a saved state in it.
 
-    ``observers`` are objects with hook methods for this run only (the progress bar); ``evaluate``
-    scores the generators for ``--eval-every`` (``ganzoo.evaluation.in_training``), needed on the
-    writing rank of a run that evaluates. ``ganzoo.training.session`` puts a run together around it.
+    ``observers`` are objects with hook methods for this run only (the progress bar);
+    ``make_evaluator`` builds, before the data is loaded, what scores the generators for
+    ``--eval-every`` (``ganzoo.evaluation.in_training``): needed on the writing rank of a run that
+    evaluates. ``ganzoo.training.session`` puts a run together around the trainer.
     """
 
     def __init__(self, config: TrainConfig, host: Host, run_dir: Path, *, log: Callable[[str], None] | None = None,
-                 world: World | None = None, observers: Iterable[object] = (), evaluate: Evaluate | None = None):
+                 world: World | None = None, observers: Iterable[object] = (), make_evaluator: MakeEvaluator | None = None):
         self.config, self.host, self.run_dir = config, host, Path(run_dir)
         self.world = world or World()
         self.log = log or (lambda _: None)
         registry = host.registry
-        check_composition(registry, config)
+        self.policy, self.d_specs = check_run(registry, config)
+        self._score = with_phase(self.policy)
+        self._after_d_step = getattr(self.policy, "after_discriminator_step", None)
+        self.aggregation = registry.get("aggregation", config.aggregation).build(config)
         dataset = registry.get("dataset", config.dataset.partition(":")[0])
         self.arch_name = config.arch or dataset.default_arch
         arch = registry.get("architecture", self.arch_name)
-        self.policy = registry.get("input policy", config.policy).build(config)
-        self._score = with_phase(self.policy)
-        self._after_d_step = getattr(self.policy, "after_discriminator_step", None)
-        self.d_specs = discriminator_specs(self.policy)
-        self.aggregation = registry.get("aggregation", config.aggregation).build(config)
         self.device = distributed.rank_device(resolve_device(config.device), self.world)
+        self.evaluate_generators: Evaluate | None = None
+        if config.evaluates and self.world.writer:  # built first: a missing extractor fails before the data is loaded
+            if make_evaluator is None:
+                raise GanzooError("this run evaluates while it trains (--eval-every) but was given no evaluator "
+                                  "(ganzoo.evaluation.in_training.training_evaluator makes one)")
+            self.evaluate_generators = make_evaluator(config, self.device)
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
@@ -87,8 +85,6 @@ class Trainer:
         self.batches = Batches(images.to(self.device), config.batch_size, config.seed)
         self.steps_per_epoch = max(1, self.batches.per_epoch // config.n_dis)
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch or UNBOUNDED  # epochs 0: --minutes only
-        if config.lr_schedule != "constant" and self.total_steps == UNBOUNDED:
-            raise GanzooError(f"--lr-schedule {config.lr_schedule} decays over the run's steps; give --steps or --epochs")
         self.schedule_steps = self.total_steps  # the steps the schedule decays over (a resume keeps the first run's)
 
         channels = self.image_shape[0]
@@ -107,21 +103,21 @@ class Trainer:
         self._base_lrs = [*zip(g_opts, g_lrs), *((d_opts[name], lr) for name, lr in d_lrs.items())]
         self.g_params = [p for optimizer in g_opts for group in optimizer.param_groups for p in group["params"]]
         torch.manual_seed(config.seed)
-        self._build_calls()
+        self.calls = build_calls(config, generators, discriminators, self.device, self.world)
+        self.amp, self.tf32, self.vectorized = self.calls.amp, self.calls.tf32, self.calls.vectorized
+        self._d_opts = list(d_opts.values())
+        self._scheduled = config.lr_schedule != "constant"
         self.set_learning_rates()
         self.stop_signal: int | None = None  # set (e.g. by a signal handler) to stop after this step
         self.latest: dict[str, Any] = {}
         self.exact_resume = True
         self.time_up = False  # the --minutes budget is spent
         self.shown = ShownGenerators()  # what sample grids and evaluations use (the ema plugin's averages)
-        self.dispatch.make_observers(self)
-        for observer in observers:
-            self.dispatch.add("caller", observer)
-        evaluates = config.eval_every or config.eval_every_steps or config.eval_every_seconds
-        if evaluates and self.world.writer and evaluate is None:
-            raise GanzooError("this run evaluates while it trains (--eval-every) but was given no evaluator "
-                              "(ganzoo.evaluation.in_training.training_evaluator makes one)")
-        self.evaluate_generators = evaluate if self.world.writer else None
+        self.consistent = True  # False while an epoch's end is half done: no checkpoint may be saved then
+        if self.world.writer:  # observers observe the writing rank's run (under torchrun, rank 0's)
+            self.dispatch.make_observers(self)
+            for observer in observers:
+                self.dispatch.add("caller", observer)
         self._evaluated_at = (0, 0.0)  # (step, training seconds) of the last evaluation
 
     # The state's parts that plugins and tests read by their plain names.
@@ -135,8 +131,7 @@ class Trainer:
     @property
     def discriminator(self) -> Any:
         """The run's discriminator; when the policy asks for several, a ModuleDict of them by name."""
-        discriminators = self.state.discriminators
-        return next(iter(discriminators.values())) if len(discriminators) == 1 else discriminators
+        return one_or_dict(self.state.discriminators)
 
     @property
     def d_optimizer(self) -> torch.optim.Optimizer:
@@ -147,41 +142,11 @@ class Trainer:
 
     # -- the hot path ---------------------------------------------------------------------------
 
-    def _build_calls(self) -> None:
-        """How the hot path calls the networks: the N generators as one GeneratorBank (looped or
-        vmapped), all under bf16 autocast when --amp says so (and TF32 on CUDA), wrapped in DDP under
-        torchrun, and compiled with --compile. The modules themselves (state.generators,
-        state.discriminators) are what optimizers and checkpoints see."""
-        config, device, state = self.config, self.device, self.state
-        self.amp = resolve_amp(config.amp, device)
-        self.tf32 = allow_tf32(device)
-        self.vectorized = use_vmap(config.vmap, state.generators, device)
-        if config.channels_last:
-            state.generators.to(memory_format=torch.channels_last)
-            state.discriminators.to(memory_format=torch.channels_last)
-        bank: torch.nn.Module = GeneratorBank(state.generators, vectorized=self.vectorized, device=device, amp=self.amp)
-        d_train: dict[str, torch.nn.Module] = dict(state.discriminators)
-        if self.world.active:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [device.index] if device.type == "cuda" else None
-            bank, d_train = DDP(bank, device_ids=ids), {name: DDP(d, device_ids=ids) for name, d in d_train.items()}
-        # In the generator phase D needs no gradient of its own, so it bypasses DDP's gradient averaging.
-        d_phase = {name: Autocast(d, device, self.amp) for name, d in d_train.items()}
-        g_phase = {name: Autocast(d, device, self.amp) for name, d in state.discriminators.items()}
-        if config.compile:
-            bank = torch.compile(bank)
-            d_phase, g_phase = ({name: torch.compile(d) for name, d in calls.items()} for calls in (d_phase, g_phase))
-        self._generate, self._d_in_d_phase, self._d_in_g_phase = bank, one_or_dict(d_phase), one_or_dict(g_phase)
-        self._d_networks = one_or_dict(dict(state.discriminators))  # what after_discriminator_step gets
-        self._d_opts = list(state.d_optimizers.values())
-        self._scheduled = config.lr_schedule != "constant"
-
     def _fakes(self, batch: int) -> list[Tensor]:
         n, z_dim = self.config.n_gens, self.config.z_dim
         shape = (batch, z_dim) if self.config.shared_z else (n, batch, z_dim)
         z = torch.randn(shape, generator=self.state.z_rng, device=self.device)
-        return self._generate(z)
+        return self.calls.generate(z)
 
     def train_step(self) -> None:
         config, state = self.config, self.state
@@ -190,7 +155,7 @@ class Trainer:
             last = k == config.n_dis - 1
             with torch.set_grad_enabled(last):
                 fakes = self._fakes(real.shape[0])
-            out_d = self._score(self._d_in_d_phase, real, [f.detach() for f in fakes], "discriminator")
+            out_d = self._score(self.calls.d_phase, real, [f.detach() for f in fakes], "discriminator")
             weights = self.aggregation(out_d).d_weights
             d_loss = out_d.d_losses.mean() if weights is None else (weights * out_d.d_losses).mean()
             for optimizer in self._d_opts:
@@ -200,9 +165,9 @@ class Trainer:
                 optimizer.step()
             if self._after_d_step is not None:
                 with torch.no_grad():
-                    self._after_d_step(self._d_networks)
+                    self._after_d_step(self.calls.networks)
 
-        out_g = self._score(self._d_in_g_phase, real, fakes, "generator")
+        out_g = self._score(self.calls.g_phase, real, fakes, "generator")
         g_loss = self.aggregation(out_g).g_loss
         for optimizer in state.g_optimizers:
             optimizer.zero_grad(set_to_none=True)
@@ -326,6 +291,16 @@ class Trainer:
         return records[-1] if records else {}
 
     def _end_epoch(self, *, partial: bool, evaluate: bool = False) -> dict[str, Any]:
+        self.consistent = False  # the counters move before the record and the checkpoint: a failure here saves nothing
+        record = self._write_epoch_end(partial=partial, evaluate=evaluate)
+        self.consistent = True
+        if record is None:  # rolled back: the restored state is whole, and no epoch ended
+            return self.latest_record()
+        if not partial:
+            self.notify("ganzoo_on_epoch_end", epoch=self.state.epoch, metrics=record)
+        return record
+
+    def _write_epoch_end(self, *, partial: bool, evaluate: bool) -> dict[str, Any] | None:
         state, meter = self.state, self.state.meter
         seconds = meter.seconds()
         steps_here = meter.count - meter.done_before
@@ -333,7 +308,7 @@ class Trainer:
             state.epoch += 1
         metrics = meter.read(self.world)
         if not self.finite(metrics):
-            return self.latest_record()
+            return None
         record = {
             "epoch": state.epoch if not partial else state.epoch + 1,
             "step": state.step,
@@ -358,8 +333,6 @@ class Trainer:
             if not partial:
                 meter.reset()
             self.save_checkpoint()
-        if not partial:
-            self.notify("ganzoo_on_epoch_end", epoch=state.epoch, metrics=record)
         return record
 
     def evaluate(self) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ganzoo.plugins.binary.binary_policy import BinaryPolicy
 from torch import Tensor, nn
 
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.parts import PolicyOutput
+from ganzoo.plugins.binary.binary_policy import BinaryPolicy
 
 
 def pack(images: Tensor, m: int) -> Tensor:

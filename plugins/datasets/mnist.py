@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from ganzoo.core.digests import gunzipped_md5, md5
-from ganzoo.core.idx import read_idx
 from ganzoo.core.errors import DataError
+from ganzoo.core.idx import read_idx
 from ganzoo.core.parts import ImageData
 
 FILES = {

@@ -19,7 +19,7 @@ runs in one process never share them.
 from __future__ import annotations
 
 from ganzoo import hookimpl
-from ganzoo.core.options import boolean_check, number_check
+from ganzoo.core.options import boolean_check, number_check, value_of
 from ganzoo.core.parts import TrainOption
 
 DECAY = TrainOption(
@@ -43,9 +43,9 @@ def ganzoo_register_train_options(register):
 
 @hookimpl
 def ganzoo_run_observers(trainer):
-    decay = float(trainer.config.options.get(DECAY.key) or 0.0)
+    decay = float(value_of(trainer.config, DECAY))
     if not decay:
         return None
     from ganzoo.plugins.ema.averages import Averages  # torch: only once a run uses it
 
-    return Averages(trainer, decay, bool(trainer.config.options.get(WARMUP.key)))
+    return Averages(trainer, decay, bool(value_of(trainer.config, WARMUP)))

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ganzoo.core.digests import data_hash, file_sha256
-from ganzoo.core.tensorfile import read_tensor_file, save_tensor_file
-from ganzoo.core.errors import CheckpointError
 from ganzoo.core.data import to_unit
+from ganzoo.core.digests import data_hash, file_sha256
+from ganzoo.core.errors import CheckpointError
 from ganzoo.core.parts import ImageData
+from ganzoo.core.tensorfile import read_tensor_file, save_tensor_file
 
 RECIPE = "lenet-v1: conv32-conv64-fc128, Adam 1e-3 batch 128, 3 epochs, lr x0.1 for the last, seed 0"
 EPOCHS = 3

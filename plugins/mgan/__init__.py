@@ -24,7 +24,7 @@ STRATEGY = Strategy(
         "beta1": 0.5,
         "beta2": 0.999,
         "n_dis": 1,
-        "options": {"mgan_beta": BETA, "share_layers": True},
+        "options": {"share_layers": True},
     },
     sources=(
         "K = 10 generators, beta 0.01, generators sharing all but the first layer: Hoang et al. 2018; "
@@ -62,7 +62,7 @@ def ganzoo_register_input_policies(register):
 @hookimpl
 def ganzoo_on_models_built(trainer):
     # --share-layers belongs to the mgan policy: it is in config.options only when that policy is in use.
-    if trainer.config.options.get(SHARE.key) and len(trainer.generators) > 1:
+    if value_of(trainer.config, SHARE) and len(trainer.generators) > 1:
         from ganzoo.plugins.mgan.sharing import share_all_but_first_layer
 
         share_all_but_first_layer(trainer.generators)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ganzoo import hookimpl
 from ganzoo.core.errors import GanzooError
+from ganzoo.core.options import value_of
 from ganzoo.core.parts import TrainOption
 
 EVAL_PREFIXES = ("fid", "kid")
@@ -46,7 +47,7 @@ def ganzoo_register_train_options(register):
 
 @hookimpl
 def ganzoo_run_observers(trainer):
-    return Logger() if trainer.config.options.get(FOLDER.key) else None
+    return Logger() if value_of(trainer.config, FOLDER) else None
 
 
 def _scalars(writer, tag: str, metrics: dict, step: int) -> None:
@@ -70,7 +71,7 @@ class Logger:
 
         # purge_step drops the events a killed run logged after its last checkpoint (steps > trainer.step),
         # so that curves do not fold back; the checkpoint's own step stays
-        folder = trainer.config.options[FOLDER.key]
+        folder = value_of(trainer.config, FOLDER)
         self.writer = SummaryWriter(folder, purge_step=trainer.step + 1 if trainer.step else None)
 
     def ganzoo_on_step_end(self, trainer, step):
@@ -100,6 +101,10 @@ class Logger:
             self.writer.flush()  # what a checkpoint has seen is on disk too
 
     def ganzoo_on_train_end(self, trainer, metrics):
+        self.close()
+
+    def close(self):
+        """The run's session ended, however it ended (a signal, an error): the events go to disk."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None

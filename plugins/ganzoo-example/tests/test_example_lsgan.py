@@ -7,11 +7,9 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
-from ganzoo_example import least_squares_losses
 
-from ganzoo.cli.main import cli
-from ganzoo.testing import make_host, smoke_train
+from ganzoo.testing import invoke, make_host, smoke_resume, smoke_train
+from ganzoo_example import least_squares_losses
 
 
 def test_installed_through_its_entry_point():
@@ -44,9 +42,17 @@ def test_the_coding_option_is_kept_in_the_run(tmp_path):
     run_dir = tmp_path / "run"
     args = ["train", "lsgan", "--dataset", "tiny", "--batch-size", "16", "--steps", "2", "--device", "cpu",
             "--coding", "symmetric", "--out", str(run_dir), "--json"]
-    result = CliRunner().invoke(cli, args, obj=make_host())
+    result = invoke(make_host(), *args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["step"] == 2
     assert 'lsgan_coding = "symmetric"' in (run_dir / "config.toml").read_text()
-    bad = CliRunner().invoke(cli, ["train", "lsgan", "--coding", "squares"], obj=make_host())
+    bad = invoke(make_host(), "train", "lsgan", "--coding", "squares")
     assert bad.exit_code == 2 and "'squares' is not one of" in bad.output
+
+
+def test_a_resumed_run_goes_on_exactly(tmp_path):
+    host = make_host()
+    straight = smoke_train("lsgan", host=host, steps=4, run_dir=tmp_path / "straight")
+    smoke_train("lsgan", host=host, steps=2, run_dir=tmp_path / "split")
+    resumed = smoke_resume(tmp_path / "split", host=host, steps=4)
+    assert (resumed["d_loss"], resumed["g_loss"]) == (straight["d_loss"], straight["g_loss"])  # the same numbers, bit for bit
