@@ -428,8 +428,8 @@ def test_run_observers_are_closed_once_however_the_run_ends(tiny_host, tmp_path)
     closed: list = []
 
     class Observer:
-        def __init__(self, fail_at):
-            self.fail_at = fail_at
+        def __init__(self, fail_at, close_fails):
+            self.fail_at, self.close_fails = fail_at, close_fails
 
         def ganzoo_on_step_end(self, step):
             if step == self.fail_at:
@@ -437,13 +437,15 @@ def test_run_observers_are_closed_once_however_the_run_ends(tiny_host, tmp_path)
 
         def close(self):
             closed.append(self.fail_at)
+            if self.close_fails:
+                raise OSError("disk gone")
 
     class P:
-        fail_at = 0
+        fail_at, close_fails = 0, False
 
         @hookimpl
         def ganzoo_run_observers(self, trainer):
-            return Observer(self.fail_at)
+            return Observer(self.fail_at, self.close_fails)
 
     plugin = P()
     with registered(plugin, tiny_host, name="closing") as host:
@@ -457,6 +459,13 @@ def test_run_observers_are_closed_once_however_the_run_ends(tiny_host, tmp_path)
         with pytest.raises(GanzooError, match="cannot change --lr when resuming"):
             smoke_resume(tmp_path / "done", host=host, lr=0.1)  # refused before any run is built
         assert closed == [0, 2]
+        plugin.close_fails = True  # a close() that fails is reported, but never hides why a run failed
+        with pytest.raises(PluginError, match="plugin 'closing' raised in its run observer's close\\(\\): OSError: disk gone"):
+            smoke_train("dcgan", host=host, steps=2)
+        plugin.fail_at = 1
+        with pytest.raises(PluginError, match="raised in ganzoo_on_step_end at step 1: RuntimeError: observer failed"):
+            smoke_train("dcgan", host=host, steps=2)
+        assert closed == [0, 2, 0, 1]
 
 
 def test_hook_ganzoo_sampling_weights(tiny_host, tmp_path):

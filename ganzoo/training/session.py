@@ -114,8 +114,9 @@ class Session:
         return session
 
     def run(self) -> dict[str, Any]:
-        """Train to the end of the budget; return the last record (with ``run_dir``). The lock is
-        released at the end, whatever happens."""
+        """Train to the end of the budget; return the last record (with ``run_dir``). The session is
+        closed at the end, whatever happens (when the run failed, a failing ``close()`` does not
+        hide why)."""
         trainer = self.trainer
         try:
             if trainer.world.writer:
@@ -129,8 +130,11 @@ class Session:
                 config = trainer.config
                 raise GanzooError(f"out of memory on {trainer.device} at batch size {config.batch_size} with {config.n_gens} "
                                   f"generator(s); try --batch-size {max(1, config.batch_size // 2)}") from None
-        finally:
-            self.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.close()
+            raise
+        self.close()
         return {**record, "run_dir": str(self.run_dir)}
 
     def resume_hint(self) -> str:
