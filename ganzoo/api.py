@@ -12,6 +12,7 @@ runs are the same folders ``ganzoo train`` makes (docs/python-api.md).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from ganzoo.core.compose import new_config
 from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host, load_host
+from ganzoo.core.safe_read import check_memory
 from ganzoo.core.tensorfile import read_manifest
 from ganzoo.evaluation.in_training import training_evaluator
 from ganzoo.evaluation.run_eval import evaluate_run
@@ -136,6 +138,8 @@ def sample(run_dir: str | Path, n: int = 64, *, generator: int | None = None, se
     if not 1 <= n <= 1_000_000:
         raise GanzooError(f"n must be between 1 and 1000000, got {n}")
     draw = open_draw(_host(host), Path(run_dir), generator=generator, device=device, weights=weights)
+    # the chunks, then their copy in one array: twice the images' bytes
+    check_memory(2 * n * len(draw.indices) * math.prod(draw.image_shape), f"drawing {n} samples per generator", hint="; lower n")
     blocks = []
     for position in range(len(draw.indices)):
         images = np.concatenate([chunk.numpy() for chunk in draw.chunks(position, n, seed)])

@@ -60,16 +60,29 @@ def test_evaluate_scores_the_run_and_saves_it_when_asked(tiny_host, tmp_path):
 
 
 def test_bad_input_is_a_one_line_ganzoo_error(tiny_host, tmp_path):
+    run = api.train("psg", tmp_path / "run", n_gens=2, steps=1, host=tiny_host, **TINY)
     cases = [
         (lambda: api.train("psg", tmp_path / "a", n_gens=0, host=tiny_host, **TINY), "n-gens must be at least 1, got 0"),
         (lambda: api.train("psgg", tmp_path / "b", host=tiny_host), "unknown strategy 'psgg'; did you mean 'psg'"),
         (lambda: api.train("psg", tmp_path / "c", nonsense=1, host=tiny_host), "unknown setting 'nonsense'"),
         (lambda: api.train("sngan", tmp_path / "d", options={"pack": 2}, host=tiny_host, **TINY), "--pack belongs to input policy pac"),
         (lambda: api.load_run(tmp_path), "holds no run"),
-        (lambda: api.sample(tmp_path / "nothing", host=tiny_host), "nothing"),
+        (lambda: api.sample(tmp_path / "nothing", host=tiny_host), "checkpoint not found: .*nothing"),
+        (lambda: api.sample(run.path, generator=0, host=tiny_host), "--generator 0: this run has 2 generators, numbered from 1"),
+        (lambda: api.sample(run.path, n=0, host=tiny_host), "n must be between 1 and 1000000, got 0"),
     ]
     for call, message in cases:
         with pytest.raises(GanzooError, match=message) as caught:
             call()
         assert "\n" not in str(caught.value)
     assert not any((tmp_path / name).exists() for name in "abcd")  # nothing written for a refused run
+
+
+def test_sample_refuses_what_memory_cannot_hold_before_drawing(tiny_host, tmp_path, monkeypatch):
+    from ganzoo.core import safe_read
+
+    run = api.train("dcgan", tmp_path / "run", steps=1, host=tiny_host, **TINY)
+    assert api.sample(run.path, n=4, host=tiny_host).shape == (1, 4, 28, 28, 1)
+    monkeypatch.setattr(safe_read, "available_memory", lambda: 50 << 20)  # enough for the checkpoint (3 MB)
+    with pytest.raises(GanzooError, match=r"drawing 100000 samples per generator needs about 0.2 GB of memory, but only 52.4 MB is available; lower n"):
+        api.sample(run.path, n=100_000, host=tiny_host)  # 100,000 images of 28x28, twice

@@ -311,3 +311,17 @@ def test_check_finite_names_the_tensor():
     check_finite(tensors, ("generator.",))
     with pytest.raises(CheckpointError, match="'ema.generator.0.w' holds NaN or infinite values"):
         check_finite(tensors, ("",))
+    # large but finite values whose float32 sum overflows (Adam's second moments in a wild run) are finite
+    huge = {"optimizer.generator.0.0.exp_avg_sq": torch.full((4,), 3e38), "generator.0.w": torch.ones(2)}
+    check_finite(huge, ("",))
+    from ganzoo.runs.state_check import first_non_finite
+    from ganzoo.training.nan_guard import non_finite
+
+    assert first_non_finite(huge) is None and first_non_finite({**huge, "x": torch.tensor([float("nan")])}) == "x"
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight.fill_(3e38)
+    assert non_finite({"d_loss": 1.0}, (net,)) == []  # the NaN guard does not roll back a run for it
+    with torch.no_grad():
+        net.bias[0] = float("nan")
+    assert non_finite({"d_loss": 1.0}, (net,)) == ["a generator or discriminator weight or buffer is NaN or infinite"]

@@ -96,6 +96,26 @@ def test_a_run_that_compare_s_own_settings_make_impossible_fails_up_front(tmp_pa
     assert not out.exists()
 
 
+def test_a_decaying_schedule_is_refused_where_compare_would_lengthen_its_runs(tmp_path):
+    # The schedule's length is fixed when a run starts: --until-converged (chunks) and a rerun with
+    # more epochs would both resume past it, and every job would fail after its first run.
+    spec, out = "sngan --lr-schedule linear", tmp_path / "cmp"
+    chunks = CliRunner().invoke(cli, ["compare", spec, "--out", str(out), "--until-converged", *TINY])
+    assert chunks.exit_code == 2, chunks.output
+    assert "configuration 'sngan --lr-schedule linear': --lr-schedule linear decays over the steps a run starts with" in chunks.stderr
+    assert not out.exists()
+
+    from ganzoo.compare.jobs import STATE, state_document
+
+    settings = {"specs": [spec], "seeds": 1, "epochs": 2, "minutes": None, "dataset": "mnist", "limit_data": 128, "eval_every": "1",
+                "eval_n": 100, "final_n": 100, "features": "lenet", "until_converged": False}
+    out.mkdir()
+    (out / STATE).write_bytes(state_document(settings, ["ganzoo", "compare"]))  # a comparison that trained 2 epochs
+    longer = CliRunner().invoke(cli, ["compare", spec, "--out", str(out), "--seeds", "1", *TINY[2:], "--epochs", "3"])
+    assert longer.exit_code == 2, longer.output
+    assert "decays its learning rate over the 2 epochs its runs started with; they cannot train to 3" in longer.stderr
+
+
 @pytest.mark.slow  # a second comparison, killed and run again
 def test_a_killed_compare_resumes_with_finished_work_kept(tmp_path):
     """SIGKILL compare mid-run: its training gets SIGTERM from the kernel, checkpoints and stops;

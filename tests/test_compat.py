@@ -11,12 +11,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ganzoo import PLUGIN_API
 from ganzoo.cli.main import cli
+from ganzoo.core.errors import PluginError
 from ganzoo.core.host import load_host
 from ganzoo.runs.checkpoint import read_checkpoint
+from ganzoo.testing import make_host
 
 OLD = Path(__file__).parent / "old_plugins"
 SMALL = ["--dataset", "mnist", "--limit-data", "128", "--batch-size", "32", "--device", "cpu"]
@@ -40,6 +43,7 @@ def test_the_04_example_plugin_trains_resumes_and_samples_unchanged(tmp_path):
     invoke("train", "lsgan", *SMALL, "--coding", "symmetric", "--steps", "2", "--out", str(run), "--quiet")
     invoke("train", "lsgan", "--resume", str(run), "--steps", "3", "--quiet")
     invoke("sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png"))
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = read_checkpoint(run)[1]
     assert manifest["step"] == 3 and manifest["config"]["options"]["lsgan_coding"] == "symmetric"
     assert manifest["parts"]["strategy"] == {"name": "lsgan", "plugin": "lsgan04"}
@@ -123,6 +127,9 @@ def test_a_third_party_plugin_named_like_a_built_in_is_told_the_two_ways_out(mon
     assert swapped.plugins["rpgan"].distribution == "rpgan-plugin" and not swapped.plugins["rpgan"].broken
     assert swapped.plugins["rpgan (ganzoo)"].disabled.startswith("named in GANZOO_DISABLE_PLUGINS; the installed plugin")
     assert "rpgan-mine" in swapped.registry.names("strategy") and "rpgan" not in swapped.registry.names("strategy")
+    neither = load_host(environ={"GANZOO_DISABLE_PLUGINS": "rpgan", "GANZOO_LOAD_PLUGINS": ""})  # third parties not allowed
+    assert neither.plugins["rpgan"].distribution == "ganzoo" and neither.plugins["rpgan"].disabled == "named in GANZOO_DISABLE_PLUGINS"
+    assert "rpgan" not in neither.registry.names("strategy") and "rpgan-mine" not in neither.registry.names("strategy")
 
 
 def test_a_part_name_a_built_in_holds_says_how_to_replace_it(monkeypatch, tmp_path):
@@ -154,6 +161,12 @@ def test_a_plugin_declares_the_plugin_api_it_needs(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text('GANZOO_PLUGIN_API = "soon"\n')
     assert "is not a version like" in ganzoo("--plugin", str(bad), "list").stderr
+
+    class Newer:  # a plugin object, as ganzoo.testing.registered adds one
+        GANZOO_PLUGIN_API = "9.1"
+
+    with pytest.raises(PluginError, match=r"plugin 'Newer' needs plugin API 9.1 \(GANZOO_PLUGIN_API\); this ganzoo has"):
+        make_host().add(Newer())
 
 
 def test_version_and_plugin_api_tell_one_story():

@@ -23,16 +23,25 @@ from tests.helpers import TINY, invoke
 
 
 def test_d2gan_losses_match_hand_computation():
-    s1 = torch.tensor([[1.0], [-1.0]], dtype=torch.float64)  # D1: real, G_1's
-    s2 = torch.tensor([[0.5], [2.0]], dtype=torch.float64)  # D2
+    # N = 2 generators, B = 2 tuples: rows are (real, G_1's, G_2's), columns the tuples
+    s1 = torch.tensor([[1.0, 0.0], [-1.0, 0.5], [0.2, 2.0]], dtype=torch.float64)  # D1
+    s2 = torch.tensor([[0.5, -1.0], [2.0, 1.0], [-0.3, 3.0]], dtype=torch.float64)  # D2
     out = d2gan_losses(s1, s2, alpha=0.2, beta=0.1)
     sp = F.softplus
-    d = -0.2 * sp(s1[0]).log() + sp(s1[1]) + sp(s2[0]) - 0.1 * sp(s2[1]).log()
-    g = -sp(s1[1]) + 0.1 * sp(s2[1]).log()
-    assert torch.allclose(out.d_losses, d) and torch.allclose(out.g_losses[0], g)
-    assert out.correct.item() == 1.0 and out.chance == 0.5  # D1 ranks the real image above, D2 the fake
-    very_sure = d2gan_losses(torch.tensor([[200.0], [-200.0]]), torch.tensor([[-200.0], [200.0]]), 0.2, 0.1)
-    assert torch.isfinite(very_sure.d_losses).all() and torch.isfinite(very_sure.g_losses).all()
+    d = -0.2 * sp(s1[0]).log() + (sp(s1[1]) + sp(s1[2])) / 2 + sp(s2[0]) - 0.1 * (sp(s2[1]).log() + sp(s2[2]).log()) / 2
+    g = -sp(s1[1:]) + 0.1 * sp(s2[1:]).log()
+    assert torch.allclose(out.d_losses, d) and torch.allclose(out.g_losses, g)
+    # D1 above on the real image, D2 above on the fake, per (D, fake) pair: tuple 1 gets 3 of 4, tuple 2 gets 2 of 4
+    assert out.correct.tolist() == [0.75, 0.5] and out.chance == 0.5
+
+    # Very sure and wrong (D1 calls the real image fake, D2 calls the fake real): log D would be
+    # log 0; the loss is finite and D still gets its whole gradient, -alpha and beta
+    s1 = torch.tensor([[-200.0], [0.0]], requires_grad=True)
+    s2 = torch.tensor([[0.0], [-200.0]], requires_grad=True)
+    wrong = d2gan_losses(s1, s2, 0.2, 0.1)
+    assert wrong.d_losses.item() == pytest.approx(0.2 * 200 + F.softplus(torch.tensor(0.0)).item() * 2 + 0.1 * 200)
+    wrong.d_losses.sum().backward()
+    assert s1.grad[0].item() == pytest.approx(-0.2) and s2.grad[1].item() == pytest.approx(-0.1)
 
 
 def test_gman_losses_weight_the_discriminators_by_softmax():
@@ -46,6 +55,15 @@ def test_gman_losses_weight_the_discriminators_by_softmax():
     assert gman_losses(scores, 1e3).g_losses.item() == pytest.approx(against.max().item())  # the harshest critic
     d = sum(F.softplus(-scores[k, 0, 0]) + F.softplus(scores[k, 1, 0]) for k in range(2))
     assert gman_losses(scores, 1.0).d_losses.item() == pytest.approx(d.item())
+
+    # K = 3, N = 2, B = 2: generator i's weights over the Ds come from its own batch-mean losses
+    scores = torch.randn(3, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    g_losses = gman_losses(scores, 2.0).g_losses
+    for i in range(2):
+        means = torch.stack([F.softplus(-scores[k, 1 + i]).mean() for k in range(3)])
+        w = torch.softmax(2.0 * means, 0)
+        for b in range(2):
+            assert g_losses[i, b].item() == pytest.approx(sum(w[k] * F.softplus(-scores[k, 1 + i, b]) for k in range(3)).item())
 
 
 def test_wasserstein_losses_and_the_gradient_penalty_by_hand():

@@ -459,13 +459,16 @@ def test_run_observers_are_closed_once_however_the_run_ends(tiny_host, tmp_path)
         with pytest.raises(GanzooError, match="cannot change --lr when resuming"):
             smoke_resume(tmp_path / "done", host=host, lr=0.1)  # refused before any run is built
         assert closed == [0, 2]
+        with pytest.raises(GanzooError, match="already at step 2"):
+            smoke_resume(tmp_path / "done", host=host, steps=2)  # refused once the run is built: its observer is closed
+        assert closed == [0, 2, 0]
         plugin.close_fails = True  # a close() that fails is reported, but never hides why a run failed
         with pytest.raises(PluginError, match="plugin 'closing' raised in its run observer's close\\(\\): OSError: disk gone"):
             smoke_train("dcgan", host=host, steps=2)
         plugin.fail_at = 1
         with pytest.raises(PluginError, match="raised in ganzoo_on_step_end at step 1: RuntimeError: observer failed"):
             smoke_train("dcgan", host=host, steps=2)
-        assert closed == [0, 2, 0, 1]
+        assert closed == [0, 2, 0, 0, 1]
 
 
 def test_hook_ganzoo_sampling_weights(tiny_host, tmp_path):

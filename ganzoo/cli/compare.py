@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ganzoo.cli.context import get_host
-from ganzoo.core.config import EVAL_FEATURES
+from ganzoo.core.config import EVAL_FEATURES, TrainConfig
 from ganzoo.core.errors import GanzooError
 
 if TYPE_CHECKING:
     from ganzoo.compare.jobs import Spec
 
 
-def check_spec(ctx: click.Context, spec: Spec, settings: dict[str, Any]) -> None:
-    """Parse the spec with its train command and build the settings its runs will have (with
-    compare's own: dataset, budget, evaluation), and run every check that needs no data, so that a
-    typo or an impossible combination fails before any job starts."""
+def check_spec(ctx: click.Context, spec: Spec, settings: dict[str, Any]) -> TrainConfig:
+    """Parse the command line the spec's first job will run (``train_argv``: the spec's options with
+    compare's dataset, budget and evaluation), build its settings, and run every check that needs no
+    data, so that a typo or an impossible combination fails before any job starts. Returns the settings."""
     from ganzoo.cli.train import config_of, train_command
+    from ganzoo.compare.jobs import Job, train_argv
     from ganzoo.training.build import check_run
 
     host = get_host(ctx)
@@ -38,17 +39,20 @@ def check_spec(ctx: click.Context, spec: Spec, settings: dict[str, Any]) -> None
         raise GanzooError(f"configuration {spec.text!r}: unknown strategy {spec.strategy!r} (known: {', '.join(names)})")
     strategy = host.registry.get("strategy", spec.strategy)
     command = train_command(strategy, host)
+    argv = train_argv(Job(spec, 0, Path("never-written")), settings, resume=False)[5:]  # after "python -m ganzoo train <strategy>"
     try:
-        sub = command.make_context(spec.strategy, list(spec.args), parent=ctx, resilient_parsing=False)
+        sub = command.make_context(spec.strategy, argv, parent=ctx, resilient_parsing=False)
     except click.UsageError as exc:
         raise GanzooError(f"configuration {spec.text!r}: {exc.format_message()}") from None
-    given = {"dataset": settings["dataset"], "epochs": settings["epochs"] or None, "minutes": settings["minutes"],
-             "eval_every": settings["eval_every"], "eval_n": settings["eval_n"], "eval_features": settings["features"],
-             "limit_data": settings["limit_data"] or None}
     try:
-        check_run(host.registry, config_of(host, strategy, {**sub.params, **given}))
+        config = config_of(host, strategy, sub.params)
+        check_run(host.registry, config)
+        if settings["until_converged"] and config.lr_schedule != "constant":
+            raise GanzooError(f"--lr-schedule {config.lr_schedule} decays over the steps a run starts with, and "
+                              f"--until-converged trains each run in chunks; use a constant schedule, or drop --until-converged")
     except GanzooError as exc:
         raise GanzooError(f"configuration {spec.text!r}: {exc}") from None
+    return config
 
 
 @click.command("compare", context_settings={"help_option_names": ["-h", "--help"]},
@@ -101,8 +105,7 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
         raise GanzooError(f"--baseline {baseline!r} is not one of the labels: {', '.join(labels)}")
     settings = {"specs": [s.text for s in parsed], "seeds": seeds, "epochs": epochs, "minutes": minutes, "dataset": dataset, "limit_data": limit_data,
                 "eval_every": eval_every, "eval_n": eval_n, "final_n": final_n, "features": features, "until_converged": until_converged}
-    for spec in parsed:
-        check_spec(ctx, spec, settings)
+    scheduled = [spec.text for spec in parsed if check_spec(ctx, spec, settings).lr_schedule != "constant"]
     if out.exists() and not out.is_dir():
         raise GanzooError(f"--out {out} is not a folder")
     before = read_state(out)
@@ -110,6 +113,9 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
         changed = sorted(k for k in settings if before.get(k) != settings[k] and k not in ("epochs", "minutes", "until_converged"))
         if changed:
             raise GanzooError(f"{out} holds a comparison with other settings ({', '.join(changed)}); use another --out")
+        if scheduled and before.get("epochs") != epochs:
+            raise GanzooError(f"configuration {scheduled[0]!r} decays its learning rate over the {before.get('epochs')} epochs "
+                              f"its runs started with; they cannot train to {epochs}: use another --out")
     elif out.exists() and any(out.iterdir()):
         raise GanzooError(f"{out} exists and is not a comparison folder; use another --out")
     # Train the classifier and extract the real features once, here, rather than in every parallel run.

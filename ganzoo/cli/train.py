@@ -1,6 +1,6 @@
 """``ganzoo train <strategy>``: the command the core makes for every registered strategy. It parses
 the options into settings and hands them to a training session (``ganzoo.training.session``), which
-runs the training; this module only prints.
+runs the training; this module refuses what it can before torch is imported, and prints.
 
 Settings come from the strategy's defaults, a --config file and the command line
 (``ganzoo.core.compose``); the options of each part are accepted only when that part is in use.
@@ -10,6 +10,7 @@ Nothing heavy is imported until a run starts, so that ``ganzoo train psg --help`
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,16 @@ def train_command(strategy: Strategy, host: Host) -> click.Command:
     return command
 
 
+def given_values(host: Host, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings, part options) the user gave, from a train command's values (each part option checked)."""
+    values = dict(values)
+    given_options = train_options.take_part_values(values, part_options.collect(host.registry))
+    return {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}, given_options
+
+
 def config_of(host: Host, strategy: Strategy, values: dict[str, Any]) -> TrainConfig:
     """A new run's settings from a train command's values (also how ``ganzoo compare`` checks a configuration)."""
-    known = part_options.collect(host.registry)
-    given_options = train_options.take_part_values(values, known)
-    given = {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}
+    given, given_options = given_values(host, values)
     file_settings = read_config_file(Path(values["config_file"])) if values.get("config_file") else {}
     return new_config(host.registry, strategy.name, file_settings, given, given_options)
 
@@ -69,11 +75,12 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
             raise GanzooError("--resume continues the run in place; drop --out")
         if values["config_file"] is not None:
             raise GanzooError("--config cannot be used with --resume: the run's settings are in its checkpoint")
-        option_changes = train_options.take_part_values(values, part_options.collect(host.registry))
-        changes = {k: v for k, v in values.items() if v is not None and k not in NOT_SETTINGS}
-        refuse_resume_changes(host.registry, changes, option_changes)
+        changes, option_changes = given_values(host, values)
+        refuse_resume_changes(host.registry, changes, option_changes)  # here too, to refuse before torch is imported
     else:
-        config = config_of(host, strategy, dict(values))
+        if values["out"] is None and os.environ.get("WORLD_SIZE", "1") != "1":
+            raise GanzooError("under torchrun, give --out: every rank must name the same run directory")
+        config = config_of(host, strategy, values)
     with importing():  # torch and the training code: seconds, and nothing written yet
         from ganzoo.evaluation.in_training import training_evaluator
         from ganzoo.runs import rundir
@@ -92,8 +99,6 @@ def run_training(ctx: click.Context, strategy: Strategy, values: dict[str, Any])
         session = Session.resume(host, Path(values["resume"]), changes=changes, option_changes=option_changes,
                                  strategy=strategy.name, **common)
     else:
-        if distributed.under_torchrun() and values["out"] is None:
-            raise GanzooError("under torchrun, give --out: every rank must name the same run directory")
         session = Session.new(host, config, Path(values["out"] or rundir.default_run_dir(strategy.name)), **common)
     with session:  # the lock, the process group and the observers are let go however the run ends
         for observer in progress:

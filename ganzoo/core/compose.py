@@ -81,6 +81,17 @@ def refuse_resume_changes(registry: Any, changes: Mapping[str, Any], option_chan
         raise GanzooError(f"cannot change {flags} when resuming; only {may}")
 
 
+def resumed_config(registry: Any, config: TrainConfig, option_changes: Mapping[str, Any]) -> TrainConfig:
+    """A checkpoint's settings with a resume's option changes (``refuse_resume_changes`` has let them
+    through): each must belong to a part in use, and every option of those parts that declares a
+    default is in the result (a run from before the default was declared gets it)."""
+    known = part_options.collect(registry)
+    used = part_options.in_use(config)
+    part_options.refuse_unowned(option_changes, known, used)
+    options = {**part_options.declared_defaults(known, used), **config.options, **check_values(option_changes, known)}
+    return replace(config, options=check_type("options", options))
+
+
 def check_values(values: Mapping[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:
     """Each known option's check applied to its value (from a file, a strategy or the command line)."""
     checked = dict(values)

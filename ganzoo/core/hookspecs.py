@@ -160,9 +160,13 @@ def ganzoo_run_observers(trainer):
         with the same arguments (an object may take fewer), after the plugins' own implementations
         of that hook. A method named ``ganzoo_...`` that is no such hook is an error naming the plugin.
 
-    Called once per run, in ``Trainer.__init__``, on every rank. Prefer it to module-level state:
-    two runs in one process (a notebook, ``ganzoo.testing``) each get their own objects. The ema
-    and tensorboard plugins are written this way.
+    An object may also have a ``close()`` method, called once when the run's session ends, however
+    it ends (a run that fails never reaches ``ganzoo_on_train_end``): close files there.
+
+    Called once per run, in ``Trainer.__init__``; under ``torchrun``, on rank 0 only (the rank that
+    writes: the other ranks make no observers). Prefer it to module-level state: two runs in one
+    process (a notebook, ``ganzoo.testing``) each get their own objects. The ema and tensorboard
+    plugins are written this way.
 
     .. versionadded:: 0.5.0
     """

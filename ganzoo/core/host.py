@@ -214,14 +214,11 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    """The ``ganzoo`` entry points, ganzoo's own first, then by distribution and name, so that a
-    name clash always refuses the same plugin (and never one of ganzoo's own)."""
-
-    def key(ep: importlib.metadata.EntryPoint) -> tuple[bool, str, str]:
-        return (_distribution(ep) != CORE_DISTRIBUTION, _distribution(ep), ep.name)
-
-    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=key)
+def _entry_points() -> list[tuple[importlib.metadata.EntryPoint, str]]:
+    """The ``ganzoo`` entry points with their distributions, ganzoo's own first, then by distribution
+    and name, so that a name clash always refuses the same plugin (and never one of ganzoo's own)."""
+    found = [(ep, _distribution(ep)) for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    return sorted(found, key=lambda pair: (pair[1] != CORE_DISTRIBUTION, pair[1], pair[0].name))
 
 
 def _names(value: str) -> set[str]:
@@ -248,15 +245,15 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
     compat.install()  # old module paths, for plugins written against an older API
     host = Host(new_plugin_manager(), Registry())
     found = _entry_points() if entry_points else []
-    builtin_names = {ep.name for ep in found if _distribution(ep) == CORE_DISTRIBUTION}
-    third_party = {ep.name for ep in found if _distribution(ep) != CORE_DISTRIBUTION}
-    for ep in found:
-        info = PluginInfo(ep.name, f"{ep.name} = {ep.value}", _distribution(ep), _version(ep))
-        builtin = info.distribution == CORE_DISTRIBUTION
+    builtin_names = {ep.name for ep, dist in found if dist == CORE_DISTRIBUTION}
+    third_party = {ep.name for ep, dist in found if dist != CORE_DISTRIBUTION}
+    for ep, dist in found:
+        info = PluginInfo(ep.name, f"{ep.name} = {ep.value}", dist, _version(ep))
+        builtin = dist == CORE_DISTRIBUTION
         if ep.name in disable:
             # A name that a built-in and an installed plugin share disables the built-in only: the
-            # installed one loads in its place.
-            if builtin and ep.name in third_party:
+            # installed one loads in its place (when GANZOO_LOAD_PLUGINS lets it).
+            if builtin and ep.name in third_party and (allow is None or ep.name in allow):
                 key = f"{ep.name} ({CORE_DISTRIBUTION})"
                 host.plugins[key] = replace(info, name=key, disabled=f"named in {DISABLE_VARIABLE}; the installed "
                                                                          f"plugin of that name loads in its place")
@@ -286,7 +283,7 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
             host.plugins[ep.name] = replace(info, error=one_line(error))
             continue
         host.plugins[ep.name] = replace(info, hooks=_hook_names(host.pm, module))
-    known = {ep.name for ep in found}
+    known = {ep.name for ep, _ in found}
     for variable, names in ((LOAD_VARIABLE, allow or set()), (DISABLE_VARIABLE, disable)):
         for name in sorted(names - known):
             host.warnings.append(f"{variable} names {name!r}, which is not an installed plugin")
@@ -344,6 +341,10 @@ def one_line(message: object) -> str:
 def add_plugin(host: Host, plugin: object, name: str | None = None) -> str:
     """Register a plugin object (module or instance) with the manager and return its name."""
     name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+    try:
+        check_api(plugin)
+    except PluginError as exc:
+        raise PluginError(f"plugin {name!r} {exc}") from None
     existing = host.plugins.get(name)
     if host.pm.has_plugin(name) or (existing is not None and not existing.disabled):  # a disabled one is not loaded
         raise PluginError(f"a plugin named {name!r} is already loaded")

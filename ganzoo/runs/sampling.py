@@ -140,8 +140,8 @@ def open_draw(host: Host, run_dir: Path, *, generator: int | None = None, device
     """Load a run's generators for sampling; ``generator`` (1-based) picks one of them."""
     generators, manifest = load_generators(host, run_dir, device, weights)
     n = len(generators)
-    if generator is not None and generator > n:
-        raise GanzooError(f"--generator {generator}: this run has {n} generator{'s' if n > 1 else ''}")
+    if generator is not None and not 1 <= generator <= n:  # 0 or -1 would pick from the end
+        raise GanzooError(f"--generator {generator}: this run has {n} generator{'s' if n > 1 else ''}, numbered from 1")
     picked = tuple(range(n)) if generator is None else (generator - 1,)
     with manifest_fields(str(run_dir)):
         z_dim = int(manifest["config"]["z_dim"])

@@ -106,11 +106,23 @@ def check_z_state(saved: Tensor, generator: torch.Generator, where: str = "check
     return True
 
 
+def first_non_finite(tensors: dict[str, Tensor]) -> str | None:
+    """The name of a floating-point tensor holding NaN or infinity, or None: one host sync per device
+    the tensors are on (a run's state spans devices: Adam's step counts stay on the CPU)."""
+    floats = [(name, t.detach()) for name, t in tensors.items() if isinstance(t, Tensor) and t.is_floating_point()]
+    for device in dict.fromkeys(t.device for _, t in floats):
+        group = [(name, t) for name, t in floats if t.device == device]
+        for (name, _), finite in zip(group, torch.stack([t.isfinite().all() for _, t in group]).tolist(), strict=True):
+            if not finite:
+                return name
+    return None
+
+
 def check_finite(tensors: dict[str, Tensor], prefixes: tuple[str, ...], where: str = "checkpoint") -> None:
     """Refuse NaN or infinite values in the floating-point tensors whose names start with a prefix."""
-    for name, tensor in tensors.items():
-        if name.startswith(prefixes) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"{where}: tensor {name!r} holds NaN or infinite values")
+    bad = first_non_finite({name: t for name, t in tensors.items() if name.startswith(prefixes)})
+    if bad is not None:
+        raise CheckpointError(f"{where}: tensor {bad!r} holds NaN or infinite values")
 
 
 def check_manifest_counters(manifest: dict[str, Any], where: str = "checkpoint") -> None:

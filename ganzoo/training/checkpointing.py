@@ -15,6 +15,7 @@ from ganzoo.core.tensorfile import TensorFile, encode_tensor_file
 from ganzoo.runs import rundir
 from ganzoo.runs.checkpoint import CHECKPOINT, manifest_fields
 from ganzoo.runs.manifest import parts_plugins
+from ganzoo.runs.state_check import first_non_finite
 from ganzoo.training import distributed
 from ganzoo.training.resume import check_restorable
 
@@ -47,7 +48,7 @@ def manifest(trainer: Any) -> dict[str, Any]:
 def save(trainer: Any) -> None:
     """Rank 0 writes the checkpoint; under torchrun every rank first checks that the replicas agree,
     and waits until the file is written (a rollback on any rank may read it next). When rank 0
-    cannot write it (a NaN in its state), every rank stops with the error, none waits for it."""
+    cannot write it (a NaN in its state, a full disk), every rank stops with the error, none waits for it."""
     world = trainer.world
     networks = trainer.state.modules().values()
     distributed.check_replicas([p for m in networks for p in m.parameters()], world)
@@ -55,10 +56,10 @@ def save(trainer: Any) -> None:
     if world.writer:
         try:
             path = write(trainer)
-        except (NonFiniteError, PluginError) as exc:
+        except GanzooError as exc:  # a NaN, a plugin, a full disk: the other ranks must not wait for the file
             refused = exc
     if distributed.any_rank(int(refused is not None), world, trainer.device):
-        raise refused or NonFiniteError(f"rank 0 could not save step {trainer.state.step}; its log says why")
+        raise refused or GanzooError(f"rank 0 could not save step {trainer.state.step}; its log says why")
     if world.writer:
         trainer.notify("ganzoo_on_checkpoint_saved", path=path)
     distributed.barrier(world)
@@ -73,10 +74,8 @@ def write(trainer: Any) -> Path:
     if taken:
         raise PluginError(f"a plugin's checkpoint tensors use names the trainer's state uses: {', '.join(taken[:3])}")
     every = {**tensors, **extra}
-    floats = [(name, t) for name, t in every.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    # one sum per tensor, each moved to the CPU: the state spans devices (Adam's step counts stay on the CPU)
-    if floats and not bool(torch.stack([t.detach().float().sum().cpu() for _, t in floats]).isfinite().all()):
-        bad = next(name for name, t in floats if not bool(t.detach().isfinite().all()))
+    bad = first_non_finite(every)
+    if bad is not None:
         raise NonFiniteError(f"not saving step {trainer.state.step}: tensor {bad!r} holds NaN or infinite values; "
                              f"the last good checkpoint is kept in {trainer.run_dir}")
     data = encode_tensor_file(every, manifest(trainer))

@@ -11,19 +11,20 @@ import torch
 from ganzoo.core.errors import NonFiniteError
 from ganzoo.runs import rundir
 from ganzoo.runs.checkpoint import open_checkpoint
+from ganzoo.runs.state_check import first_non_finite
 from ganzoo.training import distributed
 
 MAX_ROLLBACKS = 3
 
 
 def non_finite(metrics: dict[str, Any], modules: tuple[torch.nn.Module, ...]) -> list[str]:
-    """What is not finite: the metrics by name, or a weight or buffer of the modules (one host sync)."""
+    """What is not finite: the metrics by name, or a weight or buffer of the modules (one host sync per device)."""
     values = {**{k: v for k, v in metrics.items() if isinstance(v, float)}, **metrics.get("extras", {}),
               **{f"g_loss[{i}]": v for i, v in enumerate(metrics.get("g_loss", []))}}
     bad = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
     if not bad:
-        tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
-        if not bool(torch.stack([t.detach().sum() for t in tensors]).isfinite().all()):
+        tensors = {f"{i}.{name}": t for i, m in enumerate(modules) for name, t in (*m.named_parameters(), *m.named_buffers())}
+        if first_non_finite(tensors) is not None:
             bad = ["a generator or discriminator weight or buffer is NaN or infinite"]
     return bad
 

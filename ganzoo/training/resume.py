@@ -30,9 +30,6 @@ def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainC
         strategy = manifest["strategy"]
     if not isinstance(strategy, str):
         raise CheckpointError(f"the checkpoint's manifest names the strategy {strategy!r}, not a name")
-    options = overrides.pop("options", None)
-    if options:
-        settings["options"] = {**settings.get("options", {}), **options}
     return make_config(strategy, settings, overrides)
 
 

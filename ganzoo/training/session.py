@@ -16,15 +16,13 @@ import platform
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ganzoo import __version__
-from ganzoo.core import options as part_options
-from ganzoo.core.compose import check_values, refuse_resume_changes
+from ganzoo.core.compose import refuse_resume_changes, resumed_config
 from ganzoo.core.config import TrainConfig
 from ganzoo.core.errors import GanzooError, PluginError
 from ganzoo.core.host import Host
@@ -32,7 +30,7 @@ from ganzoo.runs import rundir
 from ganzoo.runs.checkpoint import open_checkpoint
 from ganzoo.runs.manifest import TRAINING_KINDS, require_parts
 from ganzoo.runs.models import resolve_device
-from ganzoo.training import distributed
+from ganzoo.training import distributed, nan_guard
 from ganzoo.training.resume import config_from_checkpoint
 from ganzoo.training.runtime import tune_malloc
 from ganzoo.training.trainer import MakeEvaluator, Trainer
@@ -57,18 +55,20 @@ class Session:
         """Check everything and build the trainer, then make and lock the run folder."""
         tuned = tune_malloc()
         world = distributed.join(resolve_device(config.device))
+        session = None
         try:
             run_dir = Path(run_dir)
             if world.writer:
                 rundir.check(run_dir, resume=False)
-            trainer = _trainer(host, config, run_dir, world, observers, make_evaluator, log)
+            trainer = Trainer(config, host, run_dir, log=log, world=world, observers=observers, make_evaluator=make_evaluator)
             session = cls(trainer, run_dir, resumed=False, command=command, malloc_tuned=tuned)
             if world.writer:
                 rundir.create(run_dir)  # only now: a run that fails its checks leaves nothing behind
-                session._lock = rundir.RunLock(run_dir)
-                session._lock.__enter__()
+                lock = rundir.RunLock(run_dir)
+                lock.__enter__()
+                session._lock = lock
         except BaseException:
-            distributed.leave(world)
+            _let_go(session, contextlib.nullcontext(), world)
             raise
         return session
 
@@ -85,7 +85,7 @@ class Session:
         writer = distributed.env_rank() == 0  # rank 0 writes the run folder; under torchrun the others only read it
         lock = rundir.RunLock(run_dir) if writer else contextlib.nullcontext()
         lock.__enter__()
-        world = None
+        world, session = None, None
         try:
             with open_checkpoint(run_dir) as checkpoint:  # one read: the header now, the data once the run is built
                 saved = checkpoint.manifest
@@ -94,23 +94,18 @@ class Session:
                                       f"ganzoo train {saved.get('strategy')} --resume {run_dir}")
                 config = config_from_checkpoint(saved, **changes)
                 require_parts(host, saved, TRAINING_KINDS, discriminators=True)
-                known = part_options.collect(host.registry)
-                part_options.refuse_unowned(option_changes, known, part_options.in_use(config))
-                config = replace(config, options={**part_options.declared_defaults(known, part_options.in_use(config)),
-                                                  **config.options, **check_values(option_changes, known)})
+                config = resumed_config(host.registry, config, option_changes)
                 if writer:
                     rundir.create(run_dir)  # a run folder whose samples/ went missing gets it back
                 world = distributed.join(resolve_device(config.device))
-                trainer = _trainer(host, config, run_dir, world, observers, make_evaluator, log)
+                trainer = Trainer(config, host, run_dir, log=log, world=world, observers=observers, make_evaluator=make_evaluator)
+                session = cls(trainer, run_dir, resumed=True, command=command, malloc_tuned=tuned)
+                session._lock = lock
                 trainer.load_checkpoint(checkpoint)
             check_budget(trainer)
         except BaseException:
-            lock.__exit__(None, None, None)
-            if world is not None:
-                distributed.leave(world)
+            _let_go(session, lock, world)
             raise
-        session = cls(trainer, run_dir, resumed=True, command=command, malloc_tuned=tuned)
-        session._lock = lock
         return session
 
     def run(self) -> dict[str, Any]:
@@ -147,8 +142,9 @@ class Session:
         trainer = self.trainer
         if trainer.world.size > 1 or not trainer.consistent:
             return self.last_checkpoint()
-        try:
-            if trainer.step and trainer.finite(trainer.state.meter.read(trainer.world)):
+        try:  # looked at, never rolled back: a failure is no time to reload the state
+            metrics = trainer.state.meter.read(trainer.world)
+            if trainer.step and not nan_guard.non_finite(metrics, tuple(trainer.state.modules().values())):
                 trainer.save_checkpoint()
                 return f"checkpoint saved at step {trainer.step}; {self.resume_hint()}"
         except Exception:  # the plugin may fail again while saving: the last checkpoint stays
@@ -181,9 +177,16 @@ class Session:
         self.close()
 
 
-def _trainer(host: Host, config: TrainConfig, run_dir: Path, world: distributed.World, observers: Iterable[object],
-             make_evaluator: MakeEvaluator | None, log: Callable[[str], None] | None) -> Trainer:
-    return Trainer(config, host, run_dir, log=log, world=world, observers=observers, make_evaluator=make_evaluator)
+def _let_go(session: Session | None, lock: Any, world: distributed.World | None) -> None:
+    """A session that failed while being made: close it (its observers, lock and process group) once
+    it exists, else let go of what was taken so far. The error that stopped it is what is reported."""
+    if session is not None:
+        with contextlib.suppress(Exception):
+            session.close()
+        return
+    lock.__exit__(None, None, None)
+    if world is not None:
+        distributed.leave(world)
 
 
 def check_budget(trainer: Trainer) -> None:

@@ -7,7 +7,8 @@ For a real batch x and fakes G_i(z), D_k's scores s_k (one network per k, ``Disc
     G_i loss    = sum_k w_ik V_ik,   w_i = softmax_k(lambda * mean_batch V_ik)    (w held constant)
     D accuracy  = the mean over the Ds of the fraction of the N + 1 images on the right side of 0; chance 1/2
 lambda = 0 is GMAN-0 (the mean over the discriminators); as lambda grows the generator answers to
-its harshest critic (GMAN-max).
+its harshest critic (GMAN-max). Every D sees the same real and fake batch here; V is G's
+non-saturating loss -log D_k(G(z)), not D's value function.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from ganzoo.core.tensorfile import read_tensor_file
 from ganzoo.testing import invoke, make_host, smoke_resume, smoke_train
 from ganzoo_example import least_squares_losses
 
@@ -56,3 +57,5 @@ def test_a_resumed_run_goes_on_exactly(tmp_path):
     smoke_train("lsgan", host=host, steps=2, run_dir=tmp_path / "split")
     resumed = smoke_resume(tmp_path / "split", host=host, steps=4)
     assert (resumed["d_loss"], resumed["g_loss"]) == (straight["d_loss"], straight["g_loss"])  # the same numbers, bit for bit
+    a, b = (read_tensor_file(tmp_path / run / "checkpoint.safetensors")[0] for run in ("straight", "split"))
+    assert a.keys() == b.keys() and [name for name in a if not torch.equal(a[name], b[name])] == []  # every weight and state
