@@ -17,7 +17,7 @@ from ganzoo.training.precision import autocast
 class BareLoop:
     def __init__(self, trainer):
         config = trainer.config
-        self.device, self.amp = trainer.device, trainer.amp
+        self.device, self.amp = trainer.device, trainer.calls.amp
         self.generators = copy.deepcopy(trainer.generators)
         self.discriminator = copy.deepcopy(trainer.discriminator)
         betas, lr = (config.beta1, config.beta2), config.lr

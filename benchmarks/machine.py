@@ -12,12 +12,10 @@ import torch
 
 
 def machine_line() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    from ganzoo.training.precision import cpu_has_native_bf16
+    from ganzoo.training.precision import cpu_has_native_bf16, cpu_name
 
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return (f"machine: {cpu}, {os.cpu_count()} cores, native bf16: {cpu_has_native_bf16()}, {gpu}; "
+    return (f"machine: {cpu_name()}, {os.cpu_count()} cores, native bf16: {cpu_has_native_bf16()}, {gpu}; "
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import tomli_w
 from click.testing import CliRunner
 
 from ganzoo.cli.main import cli
@@ -53,12 +54,8 @@ def cell(text: str) -> str:
 
 
 def toml_value(value: Any) -> str:
-    # As a config file writes it, since that is where a user would override it.
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
+    """A value as a config file writes it (config.toml is written by tomli_w too), since that is where a user would override it."""
+    return tomli_w.dumps({"v": value}).removeprefix("v = ").strip()
 
 
 def settings_text(defaults: dict[str, Any]) -> str:

@@ -38,11 +38,10 @@ def eval_command(ctx: click.Context, run: Path, n: int | None, features: str, sp
     classes covered, KL to uniform and IS (or modes on Stacked MNIST) from its classifier. For runs
     with several generators, the same per generator and how the classes are shared among them."""
     from ganzoo.cli.context import get_host, warn_broken
-    from ganzoo.evaluation.run_eval import check_run, evaluate_run, result_path
+    from ganzoo.evaluation.run_eval import evaluate_run, result_path
 
     host = get_host(ctx)
     warn_broken(host)
-    check_run(run)
 
     def log(message: str) -> None:
         if not as_json:

@@ -7,21 +7,25 @@ import hashlib
 import os
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ganzoo.core.errors import DataError
+from ganzoo.core.errors import DataError, GanzooError
 from ganzoo.core.safe_read import open_regular
 
 if TYPE_CHECKING:
     from ganzoo.core.parts import ImageData
 
 
-def md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with os.fdopen(open_regular(path, "data file", error=DataError), "rb") as f:
+def _file_digest(path: Path, digest: Any, what: str, error: type[GanzooError] = GanzooError) -> str:
+    """The hex digest of a regular file's bytes (a FIFO or a device is refused, not waited on)."""
+    with os.fdopen(open_regular(path, what, error=error), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def md5(path: Path) -> str:
+    return _file_digest(path, hashlib.md5(), "data file", DataError)
 
 
 def gunzipped_md5(path: Path, limit: int) -> str | None:
@@ -42,11 +46,7 @@ def gunzipped_md5(path: Path, limit: int) -> str | None:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return _file_digest(path, hashlib.sha256(), "file")
 
 
 def data_hash(data: ImageData) -> str:

@@ -149,15 +149,12 @@ ROWS = [  # (key, label, digits)
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     import torch
 
+    from ganzoo.training.precision import cpu_name
+
     load = os.getloadavg() if hasattr(os, "getloadavg") else ()
-    return (f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+    return (f"{cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
             f"torch {torch.__version__}, ganzoo {__version__}; load average at report time {', '.join(f'{v:.2f}' for v in load)}")
 
 
@@ -276,10 +273,14 @@ def curve_lines(runs: dict[str, list[dict[str, Any]]], base_label: str | None) -
     return lines + [""]
 
 
+def extra_names(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The scalars any run's policy logs itself (PolicyOutput.extras: r1, r2...), sorted."""
+    return sorted({name for rs in runs.values() for r in rs for name in r.get("extras", {})})
+
+
 def extras_rows(runs: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, int]]:
-    """ROWS for the scalars a policy logs itself (PolicyOutput.extras: r1, r2...) at a run's last epoch; [] without any."""
-    names = sorted({name for rs in runs.values() for r in rs for name in r.get("extras", {})})
-    return [(f"extra_{name}_last", f"{name}, last epoch (the policy's own scalar)", 4) for name in names]
+    """ROWS for the scalars a policy logs itself at a run's last epoch; [] without any."""
+    return [(f"extra_{name}_last", f"{name}, last epoch (the policy's own scalar)", 4) for name in extra_names(runs)]
 
 
 def share_lines(by_seed: dict[tuple[str, int], dict[str, Any] | None]) -> list[str]:
@@ -378,7 +379,7 @@ def write_figures(out: Path, runs: dict[str, list[dict[str, Any]]], strategies: 
     axes[0].set_title("FID per epoch (x: a run's FID plateau)")
     names.append(save(fig, "fid-kid-coverage.png"))
 
-    if extras := sorted({name for rs in present.values() for r in rs for name in r.get("extras", {})}):  # the policies' own scalars
+    if extras := extra_names(present):  # the policies' own scalars
         fig, axes = plt.subplots(1, len(extras), figsize=(4.2 * len(extras), 3.4), squeeze=False)
         for ax, name in zip(axes[0], extras):
             for label, rs in present.items():

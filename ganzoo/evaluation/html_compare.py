@@ -17,6 +17,7 @@ from ganzoo.evaluation.compare_report import (
     ROWS,
     budget_text,
     converged_text,
+    extra_names,
     extras_rows,
     interval_text,
     plural,
@@ -154,7 +155,7 @@ def curves(runs: dict[str, list[dict[str, Any]]]) -> str:
                    line_chart(Chart("KID per epoch", all_configs("eval_epochs", "kid_curve"), ylabel="KID")),
                    line_chart(Chart(f"{coverage} covered per epoch", all_configs("eval_epochs", "coverage_curve"), ylabel=coverage))]
     extras = []  # a chart per scalar a policy logs itself (r1, r2...), each configuration whose runs log it
-    for name in sorted({name for rs in present.values() for r in rs for name in r.get("extras", {})}):
+    for name in extra_names(present):
         lines = [over_seeds(label, logged, "epochs", lambda r: r["extras"][name], color=colors[label])
                  for label, rs in present.items() if (logged := [r for r in rs if name in r.get("extras", {})])]
         lines = [s for s in lines if s]

@@ -24,7 +24,7 @@ def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str =
     """Evaluate the checkpoint of a run directory (or a checkpoint file) and return the result;
     with ``save``, also write it to ``result_path(run, features)``."""
     run = Path(run)
-    check_run(run)
+    check_run_path(run)
     check_seed(seed)
     generators, manifest = load_generators(host, run, device, weights)
     config = manifest["config"]
@@ -45,7 +45,7 @@ def result_path(run: Path, features: str) -> Path:
     return (run if run.is_dir() else run.parent) / f"eval-{features}.json"
 
 
-def check_run(run: Path) -> None:
+def check_run_path(run: Path) -> None:
     """A run directory with a checkpoint, or a checkpoint file: anything else is a one-line error."""
     try:
         if not run.exists():

@@ -38,11 +38,6 @@ def png_bytes(pixels: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float in [-1, 1], the generators' range (the inverse of ``grid``'s scaling)."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
 @torch.no_grad()
 def sample_blocks(generators: torch.nn.ModuleList, z: torch.Tensor) -> list[torch.Tensor]:
     """Images from each generator for z of shape (n, N, z_dim) (generator i gets z[:, i]); eval mode."""

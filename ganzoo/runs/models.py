@@ -88,14 +88,13 @@ def distinct_parameters(modules: Iterable[nn.Module]) -> list[list[nn.Parameter]
     return groups
 
 
-def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: int, z_dim: int, channels: int,
-               spectral: bool | None = None, d_channels: int | None = None, outputs: int = 1) -> None:
-    """Raise CheckpointError unless a checkpoint's tensors fit the models its manifest describes.
+def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: int, z_dim: int, channels: int) -> None:
+    """Raise CheckpointError unless a checkpoint's generator tensors fit the generators its manifest
+    describes (a resume checks the whole state: ``ganzoo.training.resume``).
 
     The models are built on the meta device (no memory, no compute) first, so that a manifest
     asking for absurd sizes (a huge z_dim, a million generators) is refused before anything big
-    is allocated. spectral=None skips the discriminator, which has d_channels input channels
-    (default: channels) and `outputs` logits per image.
+    is allocated.
     """
     stored = {key.split(".")[1] for key in tensors if key.startswith("generator.")}
     if n_gens < 1 or stored != {str(i) for i in range(n_gens)}:
@@ -107,9 +106,6 @@ def check_fits(arch: Architecture, tensors: dict[str, torch.Tensor], *, n_gens: 
         generator = arch.generator(z_dim, channels)
         for i in range(n_gens):
             module_fits(f"generator.{i}", generator, tensors)
-        if spectral is not None:
-            d = make_discriminator(arch, d_channels or channels, outputs)
-            module_fits("discriminator", add_spectral_norm(d) if spectral else d, tensors)
 
 
 def resolve_device(name: str) -> torch.device:

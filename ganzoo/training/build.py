@@ -95,17 +95,14 @@ def build_discriminators(registry: Registry, config: TrainConfig, specs: tuple[D
 
 
 def build_optimizers(config: TrainConfig, generators: nn.ModuleList, discriminators: nn.ModuleDict,
-                     specs: tuple[DiscriminatorSpec, ...]) -> tuple[list[torch.optim.Optimizer], dict[str, torch.optim.Optimizer], list[float], dict[str, float]]:
+                     specs: tuple[DiscriminatorSpec, ...]) -> tuple[list[torch.optim.Optimizer], dict[str, torch.optim.Optimizer]]:
     """An optimizer per generator (over the parameters no earlier generator holds) and per
-    discriminator, and their base learning rates."""
+    discriminator; each one's base learning rate is its ``defaults["lr"]``."""
     g_settings = generator_settings(config)
     g_optimizers = [make_optimizer(params, g_settings) for params in distinct_parameters(generators)]
-    d_optimizers, d_lrs = {}, {}
-    for spec in specs:
-        settings = discriminator_settings(config, spec)
-        d_optimizers[spec.name] = make_optimizer(list(discriminators[spec.name].parameters()), settings)
-        d_lrs[spec.name] = settings.lr
-    return g_optimizers, d_optimizers, [g_settings.lr] * len(g_optimizers), d_lrs
+    d_optimizers = {spec.name: make_optimizer(list(discriminators[spec.name].parameters()), discriminator_settings(config, spec))
+                    for spec in specs}
+    return g_optimizers, d_optimizers
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,12 @@ however it ends.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ganzoo.core import hookspecs
 from ganzoo.core.compat import LEGACY_HOOKS
 from ganzoo.core.errors import PluginError
-from ganzoo.core.host import Host
+from ganzoo.core.host import Host, Implementation
 
 # Hooks that observe a run; under torchrun only rank 0 (the writer) calls them.
 WRITER_HOOKS = frozenset({"ganzoo_on_train_start", "ganzoo_on_step_end", "ganzoo_on_epoch_end", "ganzoo_on_checkpoint_saved",
@@ -30,18 +28,11 @@ OBSERVER_METHODS = frozenset({"ganzoo_on_train_start", "ganzoo_on_step_end", "ga
                               "ganzoo_sampling_weights"})
 
 
-@dataclass(frozen=True)
-class Call:
-    plugin: str
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
-
-
 def spec_arguments(hook: str) -> tuple[str, ...]:
     return tuple(inspect.signature(getattr(hookspecs, hook)).parameters)
 
 
-def observer_calls(plugin: str, observer: object) -> dict[str, Call]:
+def observer_calls(plugin: str, observer: object) -> dict[str, Implementation]:
     """The hooks an observer object implements, checked: a ``ganzoo_`` method that is not a run hook,
     or that takes an argument its hook does not have, is a PluginError naming the plugin."""
     calls = {}
@@ -59,7 +50,7 @@ def observer_calls(plugin: str, observer: object) -> dict[str, Call]:
         if extra:
             raise PluginError(f"plugin {plugin!r}: {type(observer).__name__}.{name} takes {', '.join(extra)}, which the hook "
                               f"does not pass (it passes {', '.join(spec_arguments(name))})")
-        calls[name] = Call(plugin, method, takes)
+        calls[name] = Implementation(plugin, method, takes)
     return calls
 
 
@@ -68,8 +59,8 @@ class Dispatch:
 
     def __init__(self, host: Host, writer: bool = True):
         self.host, self.writer = host, writer
-        self.observers: list[tuple[str, object, dict[str, Call]]] = []
-        self._calls: dict[str, list[Call]] = {}
+        self.observers: list[tuple[str, object, dict[str, Implementation]]] = []
+        self._calls: dict[str, list[Implementation]] = {}
 
     def add(self, plugin: str, observer: object) -> None:
         """Add a run observer (an object with hook methods); ``plugin`` names it in errors."""
@@ -83,7 +74,7 @@ class Dispatch:
     def make_observers(self, trainer: Any) -> None:
         """Ask every plugin for its observers of this run (``ganzoo_run_observers``)."""
         for impl in self.host.implementations("ganzoo_run_observers"):
-            made = self._call(Call(impl.plugin, impl.function, impl.argnames), "ganzoo_run_observers", trainer, {"trainer": trainer})
+            made = self._call(impl, "ganzoo_run_observers", trainer, {"trainer": trainer})
             for observer in made if isinstance(made, list | tuple) else [made]:
                 if observer is not None:
                     self.add(impl.plugin, observer)
@@ -101,9 +92,9 @@ class Dispatch:
         if failed is not None:
             raise failed
 
-    def calls(self, hook: str) -> list[Call]:
+    def calls(self, hook: str) -> list[Implementation]:
         if hook not in self._calls:
-            found = [Call(i.plugin, i.function, i.argnames) for i in self.host.implementations(hook)]
+            found = list(self.host.implementations(hook))
             found += [calls[hook] for _, _, calls in self.observers if hook in calls]
             self._calls[hook] = found
         return self._calls[hook]
@@ -130,7 +121,7 @@ class Dispatch:
         return None
 
     @staticmethod
-    def _call(call: Call, hook: str, trainer: Any, arguments: dict[str, Any]) -> Any:
+    def _call(call: Implementation, hook: str, trainer: Any, arguments: dict[str, Any]) -> Any:
         try:
             return call.function(**{name: arguments[name] for name in call.argnames})
         except KeyboardInterrupt:

@@ -12,6 +12,7 @@ bf16 and get slower) it stays off. On CUDA, float32 work also uses TF32 (``allow
 from __future__ import annotations
 
 import contextlib
+import platform
 from functools import cache
 from pathlib import Path
 
@@ -23,17 +24,22 @@ from ganzoo.core.errors import GanzooError
 
 
 @cache
+def cpuinfo(field: str) -> str | None:
+    """The first value of a /proc/cpuinfo field ("model name", "flags"); None where there is none."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    return next((value.strip() for key, _, value in (line.partition(":") for line in lines) if key.strip() == field), None)
+
+
+def cpu_name() -> str:
+    return cpuinfo("model name") or platform.processor() or platform.machine()
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU has bf16 dot-product instructions (AMX-BF16 or AVX512-BF16), from /proc/cpuinfo."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool(flags & {"amx_bf16", "avx512_bf16"})
-    return False
+    return bool(set((cpuinfo("flags") or "").split()) & {"amx_bf16", "avx512_bf16"})
 
 
 def resolve_amp(choice: str, device: torch.device) -> torch.dtype | None:

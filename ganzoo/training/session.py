@@ -215,9 +215,9 @@ def write_config(session: Session) -> None:
         "command": before.get("command", session.command),
         "resumed_with": session.command if session.resumed else None,
         "malloc_tuning": session.malloc_tuned,
-        "amp": str(trainer.amp).removeprefix("torch.") if trainer.amp else "off",
-        "vmap": trainer.vectorized,
-        "tf32": trainer.tf32,
+        "amp": str(trainer.calls.amp).removeprefix("torch.") if trainer.calls.amp else "off",
+        "vmap": trainer.calls.vectorized,
+        "tf32": trainer.calls.tf32,
         "torch_threads": torch.get_num_threads(),
         "world_size": trainer.world.size,
         "exact_resume": trainer.exact_resume and before.get("exact_resume", True) is not False,  # once not exact, the run is not

@@ -98,13 +98,12 @@ class Trainer:
                               Meter(config.n_gens, self.device))
         self.dispatch = Dispatch(host, self.world.writer)
         self.notify("ganzoo_on_models_built")  # plugins may tie layers before the optimizers exist
-        g_opts, d_opts, g_lrs, d_lrs = build_optimizers(config, generators, discriminators, self.d_specs)
+        g_opts, d_opts = build_optimizers(config, generators, discriminators, self.d_specs)
         self.state.g_optimizers, self.state.d_optimizers = g_opts, d_opts
-        self._base_lrs = [*zip(g_opts, g_lrs), *((d_opts[name], lr) for name, lr in d_lrs.items())]
+        self._base_lrs = [(optimizer, optimizer.defaults["lr"]) for optimizer in (*g_opts, *d_opts.values())]
         self.g_params = [p for optimizer in g_opts for group in optimizer.param_groups for p in group["params"]]
         torch.manual_seed(config.seed)
         self.calls = build_calls(config, generators, discriminators, self.device, self.world)
-        self.amp, self.tf32, self.vectorized = self.calls.amp, self.calls.tf32, self.calls.vectorized
         self._d_opts = list(d_opts.values())
         self._scheduled = config.lr_schedule != "constant"
         self.set_learning_rates()

@@ -48,6 +48,7 @@ class WassersteinPolicy:
         return out
 
     def after_discriminator_step(self, critic: nn.Module) -> None:
-        if self.clip > 0:
-            for weight in critic.parameters():
-                weight.clamp_(-self.clip, self.clip)
+        if self.clip > 0:  # two fused calls over every weight, not two per tensor
+            weights = list(critic.parameters())
+            torch._foreach_clamp_min_(weights, -self.clip)
+            torch._foreach_clamp_max_(weights, self.clip)
