@@ -123,11 +123,11 @@ def test_training_with_each_path_agrees_over_a_few_steps(small_run):
     """The same run looped and vmapped, in float32: the losses agree to rounding."""
     looped = small_run("psg", n_gens=2, vmap="off", amp="off", steps=3)
     vmapped = small_run("psg", n_gens=2, vmap="on", amp="off", steps=3, out=looped.run_dir.parent / "vmapped")
-    assert vmapped.vectorized and not looped.vectorized
+    assert vmapped.calls.vectorized and not looped.calls.vectorized
     for key in ("d_loss", "g_loss_mean"):
         assert vmapped.latest[key] == pytest.approx(looped.latest[key], rel=1e-3)
     bf16 = small_run("psg", n_gens=2, vmap="off", amp="bf16", steps=3, out=looped.run_dir.parent / "bf16")
-    assert bf16.amp is torch.bfloat16
+    assert bf16.calls.amp is torch.bfloat16
     assert bf16.latest["d_loss"] == pytest.approx(looped.latest["d_loss"], rel=0.05)
 
 
