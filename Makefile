@@ -42,7 +42,7 @@ test-slow: install
 	$(BIN)/python -m pip install --quiet -e plugins/ganzoo-example
 	$(BIN)/python -m pytest -q -m slow
 
-# Ratios measured side by side (benchmarks/bench.py; docs/performance.md); about 10 minutes on 2 cores.
+# Ratios measured side by side (benchmarks/bench.py; docs/performance.md); about 15 minutes on 2 cores.
 bench: install
 	$(BIN)/python benchmarks/bench.py --markdown benchmarks/latest.md
 

@@ -13,8 +13,9 @@ work is running. Sections (docs/performance.md explains each target):
     throughput   images/s per strategy, float32 and bf16, eager and (PSG, SNGAN) compiled
     memory       peak memory of a training step, per configuration (CPU: a process each)
     reference    time per MNIST epoch against a typical public DCGAN script (benchmarks/reference_dcgan.py)
+    folders      folder:PATH: preparing against ImageFolder, the pipeline's share at 64 px, peak RSS (benchmarks/folder_bench.py)
 
-    python benchmarks/bench.py                 # everything, about 10 minutes on 2 cores
+    python benchmarks/bench.py                 # everything, about 15 minutes on 2 cores
     python benchmarks/bench.py --quick         # a seconds-long smoke run (CI)
     python benchmarks/bench.py --only generators switches
 """
@@ -46,7 +47,7 @@ from ganzoo.core.host import load_host  # noqa: E402
 from ganzoo.training.runtime import tune_malloc  # noqa: E402
 from ganzoo.training.trainer import Trainer  # noqa: E402
 
-SECTIONS = ("startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference")
+SECTIONS = ("startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders")
 GPU_SECTIONS = ("overhead", "generators", "throughput", "memory")  # benchmarks/gpu_check.sh
 MNIST_IMAGES = 60_000
 
@@ -231,6 +232,12 @@ class Bench:
             ratios = [r / g for r, g in zip(times["reference"], times[name])]
             self.row("reference", f"MNIST epoch: public script / ganzoo {name}",
                      f"{epoch_ref:.0f} s vs {statistics.median(times[name]):.0f} s", f"{statistics.median(ratios):.2f}x faster (aim >= 3)")
+
+    def folders(self) -> None:
+        import folder_bench
+
+        for what, measured, ratio in folder_bench.rows(self, self.args.quick):
+            self.row("folders", what, measured, ratio)
 
     def run(self) -> None:
         print(machine_line(), flush=True)

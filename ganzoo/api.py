@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from ganzoo.core.compose import new_config
-from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host, load_host
 from ganzoo.core.safe_read import check_memory
@@ -147,9 +146,12 @@ def sample(run_dir: str | Path, n: int = 64, *, generator: int | None = None, se
     return np.stack(blocks)
 
 
-def evaluate(run_dir: str | Path, *, n: int | None = None, features: str = EVAL_FEATURES, split: str = "test", seed: int = 0,
-             weights: str = "auto", device: str = "cpu", save: bool = True, host: Host | None = None) -> dict[str, Any]:
+def evaluate(run_dir: str | Path, *, n: int | None = None, features: str | None = None, split: str = "test", seed: int = 0,
+             weights: str = "auto", device: str = "cpu", save: bool = True, reference: str | None = None,
+             host: Host | None = None) -> dict[str, Any]:
     """Evaluate a run as ``ganzoo eval`` does (FID, KID, precision/recall, density/coverage, classes,
-    per generator too) and, with ``save``, write it beside the checkpoint as eval-<features>.json."""
+    per generator too) and, with ``save``, write it beside the checkpoint as eval-<features>.json.
+    features None: the dataset's extractor (lenet; inception for folders); reference: another
+    dataset spec to compare with, e.g. a held-apart "folder:PATH"."""
     return evaluate_run(_host(host), Path(run_dir), n=n, features=features, split=split, seed=seed, weights=weights,
-                        device=device, save=save)
+                        device=device, save=save, reference=reference)

@@ -14,13 +14,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # every section of the benchmark, shortened: about 35 s on 2 cores
+@pytest.mark.slow  # every section of the benchmark, shortened: about 2 minutes on 2 cores
 def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     table = tmp_path / "table.md"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--markdown", str(table)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    every = {"startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference"}
+    every = {"startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders"}
     for section in every:
         assert f"[{section}]" in done.stdout
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ") and not line.startswith("| section")]
@@ -38,6 +38,10 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     startup = [float(m) for m in re.findall(r"--help, a fresh process \| [\d.]+ ms vs [\d.]+ ms \(python -c pass\) \| ([\d.]+)x", table.read_text())]
     assert len(startup) == 2 and all(1 < r < 100 for r in startup)
     assert re.search(r"EMA update alone: .* \| [\d.]+ us vs [\d.]+ us \| [\d.]+x", table.read_text())
+    assert re.search(r"ganzoo / ImageFolder\+DataLoader \| \d+ vs \d+ images/s \| [\d.]+x", table.read_text())
+    shares = [float(m) for m in re.findall(r"input pipeline at 64 px \((?:dcgan64|resnet64), batch 64\).*?\| ([\d.]+)% \(goal", table.read_text())]
+    assert len(shares) == 2 and all(0 <= s < 100 for s in shares)
+    assert re.search(r"peak RSS, training on 3,000 images .* \| \d+ MiB vs \d+ MiB \| \+-?[\d.]+ GiB", table.read_text())
 
 
 @pytest.mark.slow  # three short trainings with evaluations: about a minute on 2 cores
@@ -75,19 +79,14 @@ def test_the_recipe_study_and_time_to_quality_runners_score_their_arms(tmp_path)
     assert "| base-sngan | 500.0 | 1 min | 120 | 2 | 110.0 ± 14.1 | 100.0 ± 14.1 | 90.0 ± 14.1 |" in (out / "table.md").read_text()
 
 
-def paper_schedule(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(ROOT / "benchmarks" / "paper_schedule.sh"), *args], env={**os.environ, "PYTHON": sys.executable},
+def script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """bash benchmarks/NAME ARGS, with this interpreter as its Python."""
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / name), *args], env={**os.environ, "PYTHON": sys.executable},
                           capture_output=True, text=True, timeout=600)
 
 
-def test_the_paper_schedule_refuses_a_machine_without_cuda_and_bad_options(tmp_path):
-    if __import__("torch").cuda.is_available():
-        pytest.skip("this machine has CUDA: the schedule would run")
-    done = paper_schedule("--out", str(tmp_path / "ps"))
-    assert done.returncode == 2 and done.stderr.strip().endswith("no CUDA device here (--dry-run runs the CPU check)")
-    assert not (tmp_path / "ps").exists()
-    bad = paper_schedule("--epochz", "3")
-    assert bad.returncode == 2 and bad.stderr.startswith("usage: bash benchmarks/paper_schedule.sh")
+def paper_schedule(*args: str) -> subprocess.CompletedProcess:
+    return script("paper_schedule.sh", *args)
 
 
 @pytest.mark.slow  # six tiny trainings and evaluations through ganzoo compare: about 90 s on 2 cores
@@ -102,3 +101,26 @@ def test_the_paper_schedule_dry_run_trains_the_three_configurations_and_judges_t
     claims = [row[0] for row in summary["claims"]]
     assert len(claims) == 10 and sum(c.startswith("psg2-binary vs sngan") for c in claims) == 5
     assert "## The paper's claims" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["paper_schedule.sh", "cifar10.sh"])
+def test_the_gpu_scripts_refuse_a_machine_without_cuda_and_bad_options(tmp_path, name):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA: the script would run for hours")
+    done = script(name, "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and done.stderr.strip().endswith("no CUDA device here (--dry-run runs the CPU check)")
+    assert not (tmp_path / "out").exists()
+    bad = script(name, "--epochz", "3")
+    assert bad.returncode == 2 and bad.stderr.startswith(f"usage: bash benchmarks/{name}")
+
+
+@pytest.mark.slow  # 3 resnet32 steps on a made-up folder and two tiny Inception evaluations: about 40 s on 2 cores
+def test_the_cifar10_dry_run_trains_the_resnet_and_scores_both_protocols(tmp_path):
+    done = script("cifar10.sh", "--dry-run", "--out", str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = (tmp_path / "c" / "run" / "config.toml").read_text()
+    for setting in ('arch = "resnet32"', "z_dim = 128", "n_dis = 5", "beta2 = 0.9", 'lr_schedule = "linear"', "steps = 3"):
+        assert setting in config
+    fids = re.findall(r"cifar10: FID ([\d.]+) \((\d+) samples vs (\d+) (\w+) images\)", done.stdout)
+    assert [(n, real, split) for _, n, real, split in fids] == [("8", "40", "train"), ("8", "6", "test")]
+    assert all(float(fid) > 0 for fid, *_ in fids)

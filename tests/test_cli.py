@@ -142,7 +142,7 @@ def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["train", "psg", "--lr", "0"], "lr must be a positive number"),
         (["train", "psg", "--aggregation", "avg"], "unknown aggregation 'avg'"),
         (["train", "psg", "--dataset", "minst"], "did you mean 'mnist'"),
-        (["train", "psg", "--arch", "dcgan"], "did you mean 'dcgan28'"),
+        (["train", "psg", "--arch", "dcgan"], "did you mean 'dcgan64' or 'dcgan28'"),
         (["train", "pgs"], "did you mean psg"),
         ([*train_small, "--out", str(a_file)], "is a file"),
         ([*train_small, "--config", str(bad_toml)], "unknown setting 'width'"),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ganzoo.cli.context import get_host
-from ganzoo.core.config import EVAL_FEATURES, TrainConfig
+from ganzoo.core.config import TrainConfig
 from ganzoo.core.errors import GanzooError
 
 if TYPE_CHECKING:
@@ -63,22 +63,24 @@ def check_spec(ctx: click.Context, spec: Spec, settings: dict[str, Any]) -> Trai
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs per run. [default: 5, or none with --minutes]")
 @click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
               help="Minutes of training time per run (wall clock: with --jobs > 1 the runs share the machine).")
-@click.option("--dataset", default="mnist", show_default=True, help="Dataset of every run.")
+@click.option("--dataset", default="mnist", show_default=True, help="Dataset of every run (e.g. folder:PATH).")
+@click.option("--resolution", type=click.IntRange(0), default=0, help="folder:PATH datasets: the images' side in pixels. [default: as stored]")
+@click.option("--channels", type=click.IntRange(0), default=0, help="folder:PATH datasets: 1 or 3 channels. [default: from the data]")
 @click.option("--limit-data", type=click.IntRange(0), default=0, help="Train on the first K images only (smoke tests).")
 @click.option("--eval-every", default="1", show_default=True,
               help="Evaluate every K epochs during training, or every K steps (500steps) or seconds (60s) of training time.")
 @click.option("--eval-n", type=click.IntRange(2), default=2000, show_default=True, help="Samples per evaluation during training.")
 @click.option("--final-n", type=click.IntRange(2), default=None,
               help="Samples of the final evaluation. [default: the dataset's protocol: 10000, 26000 for stacked-mnist]")
-@click.option("--features", default=EVAL_FEATURES, show_default=True, help="Feature extractor of every evaluation.")
+@click.option("--features", default=None, help="Feature extractor of every evaluation. [default: the dataset's: lenet; inception for folders]")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs at a time; the CPU cores are split among them.")
 @click.option("--until-converged", is_flag=True,
               help="Stop each run at its FID plateau (docs/evaluation.md), with --epochs as the cap; needs --eval-every in epochs.")
 @click.option("--baseline", default=None, help="Label of the configuration the paper's claims are tested against. [default: the sngan one]")
 @click.pass_context
 def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds: int, epochs: int | None, minutes: float | None,
-                    dataset: str, limit_data: int, eval_every: str, eval_n: int, final_n: int | None, features: str, jobs: int,
-                    until_converged: bool, baseline: str | None) -> None:
+                    dataset: str, resolution: int, channels: int, limit_data: int, eval_every: str, eval_n: int, final_n: int | None,
+                    features: str | None, jobs: int, until_converged: bool, baseline: str | None) -> None:
     """Train and evaluate configurations side by side, e.g.
 
         ganzoo compare "psg --n-gens 2" sngan --seeds 3 --epochs 5 --out reports/mnist
@@ -100,11 +102,15 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     if len(set(labels)) != len(labels):
         raise GanzooError(f"two configurations have the same label ({', '.join(labels)}); label them: \"name=psg ...\"")
     final_n = final_n or host.registry.get("dataset", dataset.partition(":")[0]).eval_samples
+    from ganzoo.evaluation.evaluator import build_evaluator, features_for
+
+    features = features_for(host, dataset, features)
     host.registry.get("extractor", features)
     if baseline is not None and baseline not in labels:
         raise GanzooError(f"--baseline {baseline!r} is not one of the labels: {', '.join(labels)}")
     settings = {"specs": [s.text for s in parsed], "seeds": seeds, "epochs": epochs, "minutes": minutes, "dataset": dataset, "limit_data": limit_data,
-                "eval_every": eval_every, "eval_n": eval_n, "final_n": final_n, "features": features, "until_converged": until_converged}
+                "eval_every": eval_every, "eval_n": eval_n, "final_n": final_n, "features": features, "until_converged": until_converged,
+                **({"resolution": resolution} if resolution else {}), **({"channels": channels} if channels else {})}
     scheduled = [spec.text for spec in parsed if check_spec(ctx, spec, settings).lr_schedule != "constant"]
     if out.exists() and not out.is_dir():
         raise GanzooError(f"--out {out} is not a folder")
@@ -119,12 +125,11 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     elif out.exists() and any(out.iterdir()):
         raise GanzooError(f"{out} exists and is not a comparison folder; use another --out")
     # Train the classifier and extract the real features once, here, rather than in every parallel run.
-    from ganzoo.evaluation.evaluator import build_evaluator
-
-    build_evaluator(host, dataset, features=features, log=lambda m: click.echo(m, err=True))
+    build_evaluator(host, dataset, features=features, resolution=resolution, channels=channels, log=lambda m: click.echo(m, err=True))
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
+    (out / "runs").mkdir(exist_ok=True)  # a comparison folder even if no run gets as far as its own folder
     write_atomic(out / STATE, state_document(settings, ["ganzoo", *sys.argv[1:]]))
 
     job_list = jobs_of(parsed, seeds, out)

@@ -22,7 +22,8 @@ END = "<!-- end of command reference -->"
 # Fixed, so that the page is the same whatever terminal (or COLUMNS) renders it.
 WIDTH = 100
 # The --help texts shown, in this order; ("train", "psg") stands for every strategy's command.
-COMMANDS = ((), ("train",), ("train", "psg"), ("sample",), ("eval",), ("compare",), ("report",), ("list",), ("plugins",))
+COMMANDS = ((), ("train",), ("train", "psg"), ("sample",), ("eval",), ("compare",), ("report",), ("list",), ("plugins",),
+            ("data", "prepare"), ("data", "info"))
 
 
 def builtin_host() -> Host:

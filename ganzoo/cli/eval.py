@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.files import json_safe
 
 HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes", "class_kl",
@@ -22,9 +21,13 @@ HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=2, max=1_000_000), default=None,
               help="Generated samples (round-robin over the generators). [default: the dataset's protocol: 10000, 26000 for stacked-mnist]")
-@click.option("--features", default=EVAL_FEATURES, show_default=True, help="Feature extractor (ganzoo list extractors).")
-@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="Real reference split.")
-@click.option("--n-real", type=click.IntRange(min=0), default=0, help="Use the first K real images only. [default: all]")
+@click.option("--features", default=None,
+              help="Feature extractor (ganzoo list extractors). [default: the dataset's: lenet; inception for folder:PATH]")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
+              help="Real reference split (a folder has one: both are the folder).")
+@click.option("--reference", default=None, metavar="SPEC",
+              help="Compare with this dataset instead of the run's, e.g. a held-apart folder:PATH (read at the run's image size).")
+@click.option("--n-real", type=click.IntRange(min=0), default=0, help="Use K real images, evenly spaced through the split. [default: all]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of z (and of KID's subsets).")
 @click.option("--weights", default="auto", show_default=True, help="Generator weights: auto, raw, or a saved set such as ema.")
 @click.option("--retrain-classifier", is_flag=True, help="Train the LeNet here by the recipe instead of using the shipped (or cached) weights.")
@@ -32,8 +35,8 @@ HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout, nothing else.")
 @click.pass_context
-def eval_command(ctx: click.Context, run: Path, n: int | None, features: str, split: str, n_real: int, seed: int, weights: str,
-                 retrain_classifier: bool, data_root: Path | None, device: str, as_json: bool) -> None:
+def eval_command(ctx: click.Context, run: Path, n: int | None, features: str | None, split: str, reference: str | None, n_real: int,
+                 seed: int, weights: str, retrain_classifier: bool, data_root: Path | None, device: str, as_json: bool) -> None:
     """Evaluate a run: FID, KID, precision/recall, density/coverage on the extractor's features;
     classes covered, KL to uniform and IS (or modes on Stacked MNIST) from its classifier. For runs
     with several generators, the same per generator and how the classes are shared among them."""
@@ -49,14 +52,15 @@ def eval_command(ctx: click.Context, run: Path, n: int | None, features: str, sp
 
     with progress_bar(enabled=not as_json) as progress:
         result = evaluate_run(host, run, n=n, features=features, split=split, n_real=n_real, seed=seed, weights=weights,
-                              retrain=retrain_classifier, data_root=data_root, device=device, log=log, progress=progress)
+                              retrain=retrain_classifier, data_root=data_root, device=device, log=log, progress=progress,
+                              reference=reference)
     if as_json:
         click.echo(json.dumps(json_safe(result), indent=1, allow_nan=False))
         return
     from rich.console import Console
 
     console = Console()
-    for table in result_tables(result, title=f"{run} ({result_path(run, features).name})"):
+    for table in result_tables(result, title=f"{run} ({result_path(run, result['protocol']['extractor'], reference).name})"):
         console.print(table)
 
 

@@ -11,6 +11,7 @@ import click
 from ganzoo import PLUGIN_API, __version__
 from ganzoo.cli.compare import compare_command
 from ganzoo.cli.context import CONTEXT, PluginGroup, UsageFailure, get_host
+from ganzoo.cli.data import data
 from ganzoo.cli.eval import eval_command
 from ganzoo.cli.listing import list_parts, plugins
 from ganzoo.cli.report import report
@@ -69,7 +70,7 @@ def train() -> None:
     --aggregation; ganzoo train <strategy> --help lists the options by part."""
 
 
-for command in (list_parts, plugins, sample, eval_command, compare_command, report):
+for command in (list_parts, plugins, sample, eval_command, compare_command, report, data):
     cli.add_command(command)
 
 

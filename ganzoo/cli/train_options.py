@@ -25,8 +25,11 @@ CORE = [
     (["--n-gens"], {"type": int}, "Number of generators N. {default}"),
     (["--shared-z/--no-shared-z"], {}, "Feed every generator the same z (PSG's Fig. 2). {default}"),
     (["--spectral-norm/--no-spectral-norm"], {}, "Spectral-normalise D. {default}"),
-    (["--dataset"], {}, "mnist, fashion-mnist, cifar10, stacked-mnist, idx:PATH, or a plugin's. {default}"),
-    (["--data-root"], {}, "Folder with the datasets. [default: $GANZOO_DATA or ~/.cache/ganzoo]"),
+    (["--dataset"], {}, "mnist, fashion-mnist, cifar10, stacked-mnist, idx:PATH, folder:PATH, or a plugin's. {default}"),
+    (["--data-root"], {}, "Folder with the datasets (and folder datasets' caches). [default: $GANZOO_DATA or ~/.cache/ganzoo]"),
+    (["--resolution"], {"type": int}, "folder:PATH datasets: the images' side R in pixels (centre square, antialiased resize). "
+                                      "[default: as stored, when all images share one size]"),
+    (["--channels"], {"type": int}, "folder:PATH datasets: 1 (grey) or 3 (RGB). [default: from the data]"),
     (["--epochs"], {"type": int}, "Epochs in total (a resumed run continues up to this). {default}"),
     (["--steps"], {"type": int}, "Stop after this many generator steps in total; overrides --epochs."),
     (["--minutes"], {"type": float},
@@ -45,7 +48,8 @@ CORE = [
      "The learning rate over the run's steps: constant, or a linear or cosine decay to 0 at the end of --steps/--epochs. {default}"),
     (["--n-dis"], {"type": int}, "Discriminator steps per generator step. {default}"),
     (["--z-dim"], {"type": int}, "Dimension of z. {default}"),
-    (["--arch"], {}, "dcgan28, cnn32, or a plugin's. [default: the dataset's]"),
+    (["--arch"], {}, "dcgan28, cnn32, resnet32/48/64/128, dcgan64, or a plugin's (ganzoo list architectures). "
+                   "[default: the dataset's; for folders, by resolution]"),
     (["--seed"], {"type": int}, "Seed of weights, data order and z. {default}"),
     (["--device"], {}, "auto, cpu, cuda or cuda:N. {default}"),
     (["--limit-data"], {"type": int}, "Train on the first K images only."),
@@ -58,7 +62,8 @@ CORE = [
      "Evaluate (FID, KID, classes... as ganzoo eval) into metrics.jsonl every K epochs (2), K steps (500steps) "
      "or S seconds / M minutes of training time (60s, 2m); with --ema, the averaged weights. [default: 0, never]"),
     (["--eval-n"], {"type": int}, "Samples per evaluation during training. {default}"),
-    (["--eval-features"], {}, "Feature extractor for those evaluations (ganzoo list extractors). {default}"),
+    (["--eval-n-real"], {"type": int}, "Real images those evaluations compare with, evenly spaced through the split; 0: all. {default}"),
+    (["--eval-features"], {}, "Feature extractor for those evaluations (ganzoo list extractors). [default: the dataset's: lenet, inception for folders]"),
     (["--amp"], {"type": click.Choice(AMP_CHOICES)},
      "bf16 autocast for the networks; auto: on for CPUs with AMX/AVX512-BF16 and bf16 GPUs. {default}"),
     (["--vmap"], {"type": click.Choice(VMAP_CHOICES)}, "Run the N generators as one vmapped call; auto: on for CUDA, off for CPU. {default}"),

@@ -22,7 +22,7 @@ from ganzoo.runs import rundir
 STATE = "compare.json"
 # Options compare sets itself for every run; a spec may not set them.
 OWNED = {"--seed", "--epochs", "--steps", "--minutes", "--out", "--resume", "--dataset", "--eval-every", "--eval-n",
-         "--eval-features", "--limit-data", "--quiet", "--json", "--config"}
+         "--eval-features", "--limit-data", "--quiet", "--json", "--config", "--resolution", "--channels"}
 STATE_BYTES = 16 << 20  # a compare.json is a few kB
 
 
@@ -73,6 +73,9 @@ def train_argv(job: Job, settings: dict[str, Any], resume: bool) -> list[str]:
              "--out", str(job.run_dir), "--quiet"]
     if settings["limit_data"]:
         argv += ["--limit-data", str(settings["limit_data"])]
+    for key in ("resolution", "channels"):  # folder datasets (absent from comparisons made before 0.6)
+        if settings.get(key):
+            argv += [f"--{key}", str(settings[key])]
     return argv
 
 

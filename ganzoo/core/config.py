@@ -39,6 +39,8 @@ class TrainConfig:
     dataset: str = "mnist"
     data_root: str = ""  # empty: $GANZOO_DATA or ~/.cache/ganzoo
     limit_data: int = 0  # 0: all images
+    resolution: int = 0  # folder datasets: the images' side in pixels (0: as stored, when all share one size)
+    channels: int = 0  # folder datasets: 1 (grey) or 3 (RGB); 0: from the data
     batch_size: int = 64
     lr: float = 2e-4
     lr_d: float = 0.0  # D's learning rate; 0: the same as lr (a ratio other than 1 is TTUR, Heusel et al. 2017)
@@ -64,7 +66,8 @@ class TrainConfig:
     eval_every_steps: int = 0  # K > 0: evaluate every K generator steps instead
     eval_every_seconds: float = 0.0  # S > 0: evaluate every S seconds of training time instead (at logging points)
     eval_n: int = 2000  # samples per evaluation during training
-    eval_features: str = EVAL_FEATURES  # the feature extractor of those evaluations
+    eval_n_real: int = 10_000  # real images those evaluations compare with (evenly spaced through the split); 0: all
+    eval_features: str = ""  # the feature extractor of those evaluations; empty: the dataset's (lenet; inception for folders)
     amp: str = "auto"  # bf16 autocast: "bf16", "off", or "auto" (on where the hardware has native bf16)
     vmap: str = "auto"  # the N generators as one vmapped call: "on", "off", or "auto" (on for CUDA)
     compile: bool = False  # torch.compile the networks (measured slower on CPU; see docs/performance.md)
@@ -182,7 +185,11 @@ def validate(config: TrainConfig) -> None:
             raise GanzooError(f"{name.replace('_', '-')} must be at most {ceiling}, got {getattr(config, name)}")
     if not 2 <= config.eval_n <= 1_000_000:
         raise GanzooError(f"eval-n must be between 2 and 1000000, got {config.eval_n}")
-    for name in ("steps", "limit_data", "checkpoint_every", *EVAL_EVERY_FIELDS):
+    if config.resolution and not 8 <= config.resolution <= 1024:
+        raise GanzooError(f"resolution must be between 8 and 1024 px (or 0: as stored), got {config.resolution}")
+    if config.channels not in (0, 1, 3):
+        raise GanzooError(f"channels must be 1 or 3 (or 0: from the data), got {config.channels}")
+    for name in ("steps", "limit_data", "checkpoint_every", "eval_n_real", *EVAL_EVERY_FIELDS):
         if getattr(config, name) < 0:
             raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
     if sum(bool(getattr(config, name)) for name in EVAL_EVERY_FIELDS) > 1:

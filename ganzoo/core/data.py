@@ -1,11 +1,12 @@
-"""Datasets by spec: where data lives, loading a split through the registry ("mnist", "idx:/path"),
+"""Datasets by spec: where data lives, loading a split through the registry ("mnist", "folder:/path"),
 and the one conversion of its uint8 images to the networks' range."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ganzoo.core.errors import DataError
 from ganzoo.core.parts import ImageData
@@ -19,8 +20,13 @@ def default_root() -> Path:
     return Path(os.environ.get("GANZOO_DATA") or Path.home() / ".cache" / "ganzoo")
 
 
-def load_data(registry: Registry, spec: str, root: Path, split: str = "train") -> ImageData:
-    """Load a dataset by spec ("mnist", "idx:/path") as uint8 (N, C, H, W)."""
+def load_data(registry: Registry, spec: str, root: Path, split: str = "train", *, resolution: int = 0, channels: int = 0,
+              progress: Callable[[str, int, int], None] | None = None, **extra: Any) -> ImageData:
+    """Load a dataset by spec ("mnist", "idx:/path", "folder:/path") as uint8 (N, C, H, W).
+
+    resolution, channels (0: as the data is) go to datasets that resize (folder:PATH); the others
+    refuse them. progress(what, done, total) hears of long preparations (a folder's first decoding);
+    extra keywords go to such datasets too (folder: workers, rebuild)."""
     import torch
 
     name, _, argument = spec.partition(":")
@@ -29,11 +35,23 @@ def load_data(registry: Registry, spec: str, root: Path, split: str = "train") -
         raise DataError(f"dataset {name!r} needs an argument: {name}:PATH")
     if argument and not dataset.takes_argument:
         raise DataError(f"dataset {name!r} takes no argument, got {spec!r}")
-    data = dataset.load(argument or None, root, split)
+    if dataset.resizes:
+        data = dataset.load(argument or None, root, split, resolution=resolution, channels=channels, progress=progress, **extra)
+    else:
+        check_no_resize(name, resolution, channels)
+        data = dataset.load(argument or None, root, split)
     images = data.images
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise DataError(f"dataset {spec!r} gave {tuple(images.shape)} {images.dtype}, expected uint8 (N, C, H, W)")
     return data
+
+
+def check_no_resize(name: str, resolution: int, channels: int) -> None:
+    """--resolution and --channels are for datasets that resize (folder:PATH)."""
+    if resolution or channels:
+        given = " and ".join(f for f, v in (("--resolution", resolution), ("--channels", channels)) if v)
+        verb = "apply" if " and " in given else "applies"
+        raise DataError(f"{given} {verb} to datasets that resize their images (folder:PATH); {name!r} has a fixed size")
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:

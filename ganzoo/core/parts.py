@@ -207,11 +207,23 @@ class Architecture:
 
 @dataclass(frozen=True)
 class ImageData:
-    """A whole split as one uint8 tensor (N, C, H, W), its labels if known, and where it came from."""
+    """A whole split as one uint8 tensor (N, C, H, W), its labels if known, and where it came from.
+
+    digest: the sha256 of the images (and labels), when the dataset knows it (a folder's cache
+        does); else ``ganzoo.core.digests.data_hash`` computes it.
+    release: for images memory-mapped from a file, drops the pages read so far from the process
+        (they stay in the OS's file cache); readers of large splits call it now and then.
+    classes: the class names, by label, when the dataset has them.
+    notes: lines worth telling whoever loads it (e.g. which files a folder skipped).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor | None
     source: str
+    digest: str | None = None
+    release: Callable[[], None] | None = None
+    classes: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,15 +233,29 @@ class Dataset:
     load(argument, root, split) -> ImageData. `argument` is what follows "name:" in a dataset
     spec such as "idx:/data/digits" (None when there is none); root is the data root folder;
     split is "train" or "test".
+
+    resizes: load also takes the keywords ``resolution`` and ``channels`` (0: as the data is;
+        ``--resolution``, ``--channels``) and ``progress`` (``progress(what, done, total)`` or
+        None, for long preparations). Datasets that do not resize are refused those options.
+    default_arch: the architecture of runs without ``--arch``; "" picks one by the images' size
+        (``ganzoo.training.build.architecture_for``).
+    eval_features: the feature extractor of evaluations that name none.
+    summarize: for ``ganzoo data prepare/info``: ``summarize(argument, root, **load's keywords)``
+        makes the data ready without loading it (no torch) and returns {"images", "size",
+        "channels", "bytes", "classes", "class_counts", "source", "notes", ...}; None: the CLI
+        loads the data and says what it holds.
     """
 
     name: str
     summary: str
-    load: Callable[[str | None, Path, str], ImageData]
+    load: Callable[..., ImageData]
     default_arch: str = "dcgan28"
     takes_argument: bool = False
     stacked_from: str | None = None  # channels are independent images of this dataset (Stacked MNIST)
     eval_samples: int = 10_000  # samples ganzoo eval draws by default (the dataset's protocol)
+    resizes: bool = False
+    eval_features: str = "lenet"
+    summarize: Callable[..., dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

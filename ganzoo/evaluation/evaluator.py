@@ -131,28 +131,56 @@ class Evaluator:
         return out
 
 
-def build_evaluator(host: Host, dataset: str, *, features: str = EVAL_FEATURES, split: str = "test", n_real: int = 0,
+def spread(total: int, count: int) -> Tensor:
+    """count indices evenly spaced through 0..total-1: a subset that spans a split stored in class
+    order (a folder's sorted subfolders) as well as a shuffled one."""
+    return torch.linspace(0, total - 1, count).round().long()
+
+
+def features_for(host: Host, dataset: str, features: str | None = None) -> str:
+    """The extractor of an evaluation: the one named, else the dataset's (lenet; inception for folders)."""
+    if features:
+        return features
+    return getattr(host.registry.get("dataset", dataset.partition(":")[0]), "eval_features", EVAL_FEATURES) or EVAL_FEATURES
+
+
+def build_evaluator(host: Host, dataset: str, *, features: str | None = None, split: str = "test", n_real: int = 0,
                     data_root: Path | None = None, cache_dir: Path | None = None, retrain: bool = False,
                     device: torch.device | str = "cpu", log: Callable[[str], None] = lambda _: None,
-                    progress: Progress | None = None) -> Evaluator:
-    """Load the extractor and the real split's features (from the cache when they were computed before)."""
+                    progress: Progress | None = None, image_shape: tuple[int, ...] | None = None,
+                    resolution: int = 0, channels: int = 0) -> Evaluator:
+    """Load the extractor and the real split's features (from the cache when they were computed before).
+    n_real: K > 0 uses K real images evenly spaced through the split (``spread``); 0: all.
+
+    image_shape (C, H, W): the generators' images; a dataset that resizes (folder:PATH) is read at
+    that size, and any other must have it. resolution, channels: a folder's settings without an
+    image_shape (0: as stored)."""
     registry = host.registry
+    features = features_for(host, dataset, features)
     entry = registry.entry("extractor", features)
     root = Path(data_root) if data_root else default_root()
     cache = Path(cache_dir) if cache_dir else default_cache()
     device = torch.device(device)
     loaded: dict[tuple[str, str], ImageData] = {}
 
+    dataset_part = registry.get("dataset", dataset.partition(":")[0])
+    if image_shape is not None and dataset_part.resizes:
+        channels, resolution = int(image_shape[0]), int(image_shape[-1])
+
     def load_split(spec: str, which: str) -> ImageData:
         if (spec, which) not in loaded:
-            loaded[spec, which] = load_data(registry, spec, root, which)
+            sizes = {"resolution": resolution, "channels": channels} if spec == dataset else {}
+            loaded[spec, which] = load_data(registry, spec, root, which, **sizes)
         return loaded[spec, which]
 
     real = load_split(dataset, split)
-    images = real.images[:n_real] if n_real else real.images
-    if len(images) < 2:
-        raise GanzooError(f"the {split} split of {dataset!r} has {len(images)} images; evaluation needs at least 2")
-    dataset_part = registry.get("dataset", dataset.partition(":")[0])
+    subset = 0 < n_real < len(real.images)
+    images = real.images[spread(len(real.images), n_real)] if subset else real.images
+    if len(images) <= DC_K:  # the k-th neighbour radii of density/coverage need k + 1 images
+        raise GanzooError(f"the {split} split of {dataset!r} has {len(images)} images; evaluation needs at least {DC_K + 1}")
+    if image_shape is not None and tuple(images.shape[1:]) != tuple(image_shape):
+        shape = "x".join(map(str, images.shape[1:]))
+        raise GanzooError(f"{dataset!r} has {shape} images (CxHxW); the generators make {'x'.join(map(str, image_shape))}")
     request = ExtractorRequest(
         dataset=dataset, channels=int(images.shape[1]), stacked_from=dataset_part.stacked_from,
         load_split=load_split, cache_dir=cache, retrain=retrain, device=device, log=log,
@@ -161,7 +189,7 @@ def build_evaluator(host: Host, dataset: str, *, features: str = EVAL_FEATURES, 
     for attribute in ("num_features", "fingerprint", "logits"):
         if not hasattr(extractor, attribute):
             raise GanzooError(f"extractor {features!r} from plugin {entry.plugin!r} lacks the attribute {attribute!r}")
-    real_data = ImageData(images, None, real.source)
+    real_data = ImageData(images, None, real.source, digest=None if subset else real.digest, release=None if subset else real.release)
     real_features, radii = _real_features(extractor, real_data, cache, f"{features}-{extractor.fingerprint}", device, log, progress)
     protocol = {
         "dataset": dataset,
@@ -173,6 +201,7 @@ def build_evaluator(host: Host, dataset: str, *, features: str = EVAL_FEATURES, 
         "extractor_test_accuracy": getattr(extractor, "test_accuracy", None),
         "extractor_weights": getattr(extractor, "weights_source", None),  # e.g. "shipped", "trained here"
         "extractor_weights_sha256": getattr(extractor, "weights_sha256", None),
+        "extractor_protocol": getattr(extractor, "protocol", None),
         "num_features": int(extractor.num_features),
         "kid_subsets": KID_SUBSETS,
         "kid_subset_size": KID_SUBSET_SIZE,
@@ -206,6 +235,8 @@ def _real_features(extractor: nn.Module, data: ImageData, cache: Path, tag: str,
     out = []
     for start in range(0, len(data.images), BATCH):
         out.append(extractor(to_unit(data.images[start:start + BATCH]).to(device)).float())
+        if data.release is not None:  # a memory-mapped split: its pages read so far leave the process
+            data.release()
         if progress is not None:
             progress("real features", min(start + BATCH, len(data.images)), len(data.images))
     features = torch.cat(out)

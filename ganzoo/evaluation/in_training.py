@@ -22,8 +22,10 @@ def training_evaluator(host: Host, log: Callable[[str], None] = lambda _: None
     (its dataset's test split, ``--eval-features``), before the run trains a step."""
 
     def make(config: TrainConfig, device: torch.device) -> Callable[[nn.ModuleList, TrainConfig], dict[str, Any]]:
-        evaluator = build_evaluator(host, config.dataset, features=config.eval_features,
-                                    data_root=Path(config.data_root) if config.data_root else None, device=device, log=log)
+        evaluator = build_evaluator(host, config.dataset, features=config.eval_features or None, n_real=config.eval_n_real,
+                                    resolution=config.resolution,
+                                    channels=config.channels, data_root=Path(config.data_root) if config.data_root else None,
+                                    device=device, log=log)
         return lambda generators, run_config: flat_scores(evaluator, generators, run_config)
 
     return make
@@ -42,7 +44,7 @@ def flat_scores(evaluator: Evaluator, generators: nn.ModuleList, config: Any) ->
             if key in scores:
                 flat.setdefault(f"{key}_per_generator", []).append(scores[key])
     protocol = result["protocol"]
-    flat["eval_protocol"] = {k: protocol[k] for k in ("extractor", "extractor_fingerprint", "extractor_weights", "extractor_weights_sha256",
-                                                  "split", "n_real", "n_fake", "seed")}
+    flat["eval_protocol"] = {k: protocol.get(k) for k in ("dataset", "extractor", "extractor_fingerprint", "extractor_weights",
+                                                      "extractor_weights_sha256", "extractor_protocol", "split", "n_real", "n_fake", "seed")}
     flat["eval_seconds"] = time.perf_counter() - started
     return flat

@@ -8,41 +8,47 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ganzoo.core.config import EVAL_FEATURES
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import json_safe, write_atomic
 from ganzoo.core.host import Host
-from ganzoo.evaluation.evaluator import build_evaluator
+from ganzoo.evaluation.evaluator import build_evaluator, features_for
 from ganzoo.runs import rundir
 from ganzoo.runs.models import resolve_device
 from ganzoo.runs.sampling import check_seed, load_generators
 
 
-def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str = EVAL_FEATURES, split: str = "test", n_real: int = 0,
+def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str | None = None, split: str = "test", n_real: int = 0,
                  seed: int = 0, weights: str = "auto", retrain: bool = False, data_root: Path | None = None,
-                 device: str = "cpu", log: Any = lambda _: None, progress: Any = None, save: bool = True) -> dict[str, Any]:
+                 device: str = "cpu", log: Any = lambda _: None, progress: Any = None, save: bool = True,
+                 reference: str | None = None) -> dict[str, Any]:
     """Evaluate the checkpoint of a run directory (or a checkpoint file) and return the result;
-    with ``save``, also write it to ``result_path(run, features)``."""
+    with ``save``, also write it to ``result_path(run, features, reference)``. features None: the
+    dataset's extractor. reference: another dataset spec to compare with (e.g. a held-apart
+    "folder:PATH"), read at the run's image size; by default the run's own dataset."""
     run = Path(run)
     check_run_path(run)
     check_seed(seed)
     generators, manifest = load_generators(host, run, device, weights)
     config = manifest["config"]
     root = data_root or (Path(config["data_root"]) if config.get("data_root") else None)
+    dataset = reference or config["dataset"]
     if n is None:
-        n = host.registry.get("dataset", config["dataset"].partition(":")[0]).eval_samples
-    evaluator = build_evaluator(host, config["dataset"], features=features, split=split, n_real=n_real, data_root=root,
-                                retrain=retrain, device=resolve_device(device), log=log, progress=progress)
+        n = host.registry.get("dataset", dataset.partition(":")[0]).eval_samples
+    features = features_for(host, config["dataset"], features)
+    evaluator = build_evaluator(host, dataset, features=features, split=split, n_real=n_real, data_root=root, retrain=retrain,
+                                device=resolve_device(device), log=log, progress=progress,
+                                image_shape=tuple(int(d) for d in manifest["image_shape"]))
     result = evaluator(generators, n=n, seed=seed, z_dim=int(config["z_dim"]), progress=progress)
     result["protocol"].update(step=manifest.get("step"), strategy=manifest.get("strategy"), weights=manifest["weights"])
     if save:
         text = json.dumps(json_safe(result), indent=1, allow_nan=False)
-        write_atomic(result_path(run, features), (text + "\n").encode())
+        write_atomic(result_path(run, features, reference), (text + "\n").encode())
     return result
 
 
-def result_path(run: Path, features: str) -> Path:
-    return (run if run.is_dir() else run.parent) / f"eval-{features}.json"
+def result_path(run: Path, features: str, reference: str | None = None) -> Path:
+    """eval-<features>.json against the run's dataset; eval-<features>-reference.json against a --reference."""
+    return (run if run.is_dir() else run.parent) / f"eval-{features}{'-reference' if reference else ''}.json"
 
 
 def check_run_path(run: Path) -> None:

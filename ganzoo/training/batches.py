@@ -1,7 +1,9 @@
-"""Real batches for training: the whole split as one uint8 tensor on the device, drawn in a seeded
-order without a DataLoader, each batch scaled to [-1, 1]."""
+"""Real batches for training: the whole split as one uint8 tensor (on the device, or memory-mapped),
+drawn in a seeded order without a DataLoader, each batch scaled to [-1, 1]."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -13,13 +15,21 @@ class Batches:
     """Draws real batches in a seeded random order, epoch by epoch, without a DataLoader.
 
     The order of epoch e is a permutation seeded by (seed, e), so a run resumed at any
-    (epoch, position) draws exactly the batches it would have drawn.
+    (epoch, position) draws exactly the batches it would have drawn. Images in memory move to the
+    device once; memory-mapped ones (a folder's cache, which may be larger than RAM: ``release``
+    given) stay on disk, each batch gathered on the CPU and moved, and the pages read are let go
+    every RELEASE_EVERY batches so that the process's memory stays flat.
     """
 
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int):
+    RELEASE_EVERY = 64
+
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device: torch.device | str = "cpu",
+                 release: Callable[[], None] | None = None):
         if images.shape[0] < batch_size:
             raise DataError(f"the dataset has {images.shape[0]} images, fewer than the batch size {batch_size}")
-        self.images = images
+        self.device = torch.device(device)
+        self.release = release
+        self.images = images if release is not None else images.to(self.device)
         self.batch_size = batch_size
         self.seed = seed
         self.per_epoch = images.shape[0] // batch_size
@@ -35,4 +45,8 @@ class Batches:
             self._order = order.to(self.images.device)
             self._epoch = epoch
         take = self._order[position * self.batch_size : (position + 1) * self.batch_size]
-        return to_unit(self.images.index_select(0, take))
+        if self.release is None:
+            return to_unit(self.images.index_select(0, take))
+        if index % self.RELEASE_EVERY == 0:
+            self.release()
+        return to_unit(self.images.index_select(0, take).to(self.device, non_blocking=True))

@@ -5,6 +5,7 @@ path calls the networks (looped or vmapped generators, autocast, DDP, compile)."
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from torch import nn
 
 from ganzoo.core.compose import check_composition
 from ganzoo.core.config import OPTIMIZERS, TrainConfig
-from ganzoo.core.data import default_root, load_data
+from ganzoo.core.data import check_no_resize, default_root, load_data
 from ganzoo.core.errors import DataError, GanzooError
-from ganzoo.core.parts import Architecture, DiscriminatorSpec
+from ganzoo.core.parts import Architecture, DiscriminatorSpec, ImageData
 from ganzoo.core.registry import Registry
 from ganzoo.runs.models import build_discriminator, distinct_parameters
 from ganzoo.training.distributed import World
@@ -54,11 +55,19 @@ def discriminator_specs(policy: Any) -> tuple[DiscriminatorSpec, ...]:
 
 def check_run(registry: Registry, config: TrainConfig) -> tuple[Any, tuple[DiscriminatorSpec, ...]]:
     """Every check of a run that needs no data, before anything is loaded, built or written: the
-    parts compose, the input policy builds and asks for discriminators that can be built, a
-    decaying schedule has steps to decay over. Returns the policy and its discriminators."""
+    parts compose, the dataset takes --resolution/--channels if given and the --arch fits them, the
+    input policy builds and asks for discriminators that can be built, a decaying schedule has steps
+    to decay over. Returns the policy and its discriminators."""
     check_composition(registry, config)
     if config.lr_schedule != "constant" and not (config.steps or config.epochs):
         raise GanzooError(f"--lr-schedule {config.lr_schedule} decays over the run's steps; give --steps or --epochs")
+    dataset = registry.get("dataset", config.dataset.partition(":")[0])
+    if not dataset.resizes:
+        check_no_resize(dataset.name, config.resolution, config.channels)
+    if config.arch and config.resolution:
+        size = registry.get("architecture", config.arch).image_size
+        if size != config.resolution:
+            raise DataError(f"architecture {config.arch!r} makes {size}x{size} images, not --resolution {config.resolution}")
     policy = registry.get("input policy", config.policy).build(config)
     specs = discriminator_specs(policy)
     for spec in specs:
@@ -67,17 +76,47 @@ def check_run(registry: Registry, config: TrainConfig) -> tuple[Any, tuple[Discr
     return policy, specs
 
 
-def training_images(registry: Registry, config: TrainConfig, arch: Architecture, world: World) -> tuple[torch.Tensor, str]:
-    """This rank's share of the training split (uint8, on the CPU) and where it came from."""
-    data = load_data(registry, config.dataset, Path(config.data_root) if config.data_root else default_root())
+BY_SIZE = {28: "dcgan28", 32: "resnet32", 48: "resnet48", 64: "resnet64", 128: "resnet128"}  # the default --arch by image size
+
+
+def architecture_for(registry: Registry, size: int) -> str:
+    """The architecture of a run that names none, for its images' size: BY_SIZE's, else the first
+    registered one of that size."""
+    names = [BY_SIZE[size]] if size in BY_SIZE else []
+    names += sorted(entry.part.name for entry in registry.entries("architecture") if entry.part.image_size == size)
+    for name in names:
+        if name in registry.names("architecture"):
+            return name
+    sizes = sorted({entry.part.image_size for entry in registry.entries("architecture")})
+    raise DataError(f"no architecture makes {size}x{size} images (sizes with one: {', '.join(map(str, sizes))}); "
+                    "give --resolution with one of them, or an --arch of a plugin")
+
+
+def training_images(registry: Registry, config: TrainConfig, world: World,
+                    log: Callable[[str], None] = lambda _: None) -> tuple[ImageData, torch.Tensor]:
+    """The training split, and this rank's share of its images (uint8, on the CPU)."""
+    told = {}
+
+    def progress(what: str, done: int, total: int) -> None:  # a line at each tenth of a folder's first decoding
+        if told.setdefault(what, -1) < done * 10 // max(total, 1):
+            told[what] = done * 10 // max(total, 1)
+            log(f"preparing {config.dataset}: {what} {done:,}/{total:,}")
+
+    data = load_data(registry, config.dataset, Path(config.data_root) if config.data_root else default_root(),
+                     resolution=config.resolution, channels=config.channels, progress=progress)
+    for note in data.notes:
+        log(note)
     images = data.images[: config.limit_data] if config.limit_data else data.images
-    images = images[world.rank :: world.size]  # this rank's shard (all of it in a plain run)
+    return data, images[world.rank :: world.size]  # this rank's shard (all of it in a plain run)
+
+
+def check_image_size(arch: Architecture, images: torch.Tensor, dataset: str) -> None:
     if tuple(images.shape[2:]) != (arch.image_size, arch.image_size):
         raise DataError(
             f"architecture {arch.name!r} makes {arch.image_size}x{arch.image_size} images, "
-            f"but {config.dataset!r} has {images.shape[2]}x{images.shape[3]}; choose another --arch"
+            f"but {dataset!r} has {images.shape[2]}x{images.shape[3]}; choose another --arch"
+            + (" or --resolution" if images.shape[2] != arch.image_size and "folder:" in dataset else "")
         )
-    return images, data.source
 
 
 def build_discriminators(registry: Registry, config: TrainConfig, specs: tuple[DiscriminatorSpec, ...], arch: Architecture,

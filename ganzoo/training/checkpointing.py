@@ -39,6 +39,7 @@ def manifest(trainer: Any) -> dict[str, Any]:
         "discriminators": specs,
         **shape,
         "data_source": trainer.data_source,
+        **({"data_sha256": trainer.data_digest} if trainer.data_digest else {}),
         "parts": parts_plugins(trainer.host, config, trainer.arch_name),
         **({"lr_schedule_steps": trainer.schedule_steps} if config.lr_schedule != "constant" else {}),
         **trainer.state.manifest(),
@@ -89,6 +90,11 @@ def write(trainer: Any) -> Path:
 def restore(trainer: Any, checkpoint: TensorFile) -> None:
     """Load a checkpoint into the trainer's state, after checking it fits (``check_restorable``)."""
     state, config = trainer.state, trainer.config
+    trained_on = checkpoint.manifest.get("data_sha256")
+    if trained_on and trainer.data_digest and trained_on != trainer.data_digest:
+        raise GanzooError(f"{config.dataset} is not the data this run trained on (its images changed since: sha256 "
+                          f"{trainer.data_digest[:12]} now, {str(trained_on)[:12]} then); resuming would not continue the same "
+                          "run: restore the data or start a new run")
     tensors, saved, exact = check_restorable(checkpoint, state)
     with manifest_fields(str(checkpoint.path)):
         state.load(tensors, saved, exact_z=exact)

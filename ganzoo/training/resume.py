@@ -28,6 +28,8 @@ def config_from_checkpoint(manifest: dict[str, Any], **overrides: Any) -> TrainC
     with manifest_fields():
         settings = upgrade_settings({k: v for k, v in manifest["config"].items() if k != "strategy"})
         strategy = manifest["strategy"]
+        if not settings.get("arch") and isinstance(manifest.get("architecture"), str):
+            settings["arch"] = manifest["architecture"]  # the one chosen for the data then, whatever the default is now
     if not isinstance(strategy, str):
         raise CheckpointError(f"the checkpoint's manifest names the strategy {strategy!r}, not a name")
     return make_config(strategy, settings, overrides)

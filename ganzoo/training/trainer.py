@@ -32,7 +32,8 @@ from ganzoo.runs.images import grid, png_bytes, sample_blocks
 from ganzoo.runs.models import build_generators, resolve_device
 from ganzoo.training import checkpointing, distributed, nan_guard
 from ganzoo.training.batches import Batches
-from ganzoo.training.build import build_calls, build_discriminators, build_optimizers, check_run, one_or_dict, training_images
+from ganzoo.training.build import (architecture_for, build_calls, build_discriminators, build_optimizers, check_image_size, check_run,
+                                   one_or_dict, training_images)
 from ganzoo.training.clock import crossed
 from ganzoo.training.distributed import World
 from ganzoo.training.meter import Meter
@@ -66,9 +67,6 @@ class Trainer:
         self._score = with_phase(self.policy)
         self._after_d_step = getattr(self.policy, "after_discriminator_step", None)
         self.aggregation = registry.get("aggregation", config.aggregation).build(config)
-        dataset = registry.get("dataset", config.dataset.partition(":")[0])
-        self.arch_name = config.arch or dataset.default_arch
-        arch = registry.get("architecture", self.arch_name)
         self.device = distributed.rank_device(resolve_device(config.device), self.world)
         self.evaluate_generators: Evaluate | None = None
         if config.evaluates and self.world.writer:  # built first: a missing extractor fails before the data is loaded
@@ -80,9 +78,14 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
 
-        images, self.data_source = training_images(registry, config, arch, self.world)
+        data, images = training_images(registry, config, self.world, self.log)
+        dataset = registry.get("dataset", config.dataset.partition(":")[0])
+        self.arch_name = config.arch or dataset.default_arch or architecture_for(registry, images.shape[-1])
+        arch = registry.get("architecture", self.arch_name)
+        check_image_size(arch, images, config.dataset)
+        self.data_source, self.data_digest = data.source, data.digest
         self.image_shape = tuple(images.shape[1:])
-        self.batches = Batches(images.to(self.device), config.batch_size, config.seed)
+        self.batches = Batches(images, config.batch_size, config.seed, self.device, release=data.release)
         self.steps_per_epoch = max(1, self.batches.per_epoch // config.n_dis)
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch or UNBOUNDED  # epochs 0: --minutes only
         self.schedule_steps = self.total_steps  # the steps the schedule decays over (a resume keeps the first run's)

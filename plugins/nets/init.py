@@ -1,9 +1,12 @@
-"""DCGAN weight initialisation (Radford et al. 2016): conv and linear weights ~ N(0, 0.02), BN scale ~ N(1, 0.02)."""
+"""Weight initialisations: DCGAN's (Radford et al. 2016) and the Xavier-uniform one of the SNGAN ResNets."""
+
+from collections.abc import Iterable
 
 from torch import nn
 
 
 def dcgan_init(module: nn.Module) -> None:
+    """Conv and linear weights ~ N(0, 0.02), biases 0; BN scale ~ N(1, 0.02), shift 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
@@ -12,3 +15,11 @@ def dcgan_init(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+
+
+def xavier_init(layers: Iterable[nn.Module], gain: float) -> None:
+    """Xavier-uniform weights with this gain, biases 0 (the SNGAN reference code's initialisation)."""
+    for layer in layers:
+        nn.init.xavier_uniform_(layer.weight, gain)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
