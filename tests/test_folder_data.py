@@ -194,3 +194,17 @@ def test_stacked_mnist_as_a_folder_of_pngs_is_the_built_in_loader_byte_for_byte(
     built_in = load_data(host.registry, "stacked-mnist", tmp_path / "empty-root")
     assert folder.images.shape == (64, 3, 28, 28) and folder.labels is None
     assert torch.equal(folder.images, built_in.images[:64])
+
+
+def test_data_info_says_count_size_classes_and_cache(host, digits, tmp_path):
+    from ganzoo.testing import invoke
+
+    folder, _ = digits
+    result = invoke(host, "data", "info", f"folder:{folder}", "--data-root", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["images"], summary["size"], summary["channels"], summary["bytes"]) == (120, "32x32", 3, 120 * 3 * 32 * 32)
+    assert summary["classes"] == [str(k) for k in range(10)] and sum(summary["class_counts"]) == 120
+    assert Path(summary["cache"]).parent == tmp_path / "folders" and summary["skipped"] == 0
+    mnist = json.loads(invoke(host, "data", "info", "mnist", "--json").stdout)
+    assert (mnist["images"], mnist["size"], mnist["class_counts"][0]) == (60_000, "28x28", 5923)
