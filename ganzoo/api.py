@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ganzoo.core.compose import new_config
+from ganzoo.core.environment import check_environment
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host, load_host
 from ganzoo.core.safe_read import check_memory
@@ -28,6 +29,7 @@ from ganzoo.core.tensorfile import read_manifest
 from ganzoo.evaluation.in_training import training_evaluator
 from ganzoo.evaluation.run_eval import evaluate_run
 from ganzoo.runs import rundir
+from ganzoo.runs.checkpoint import check_manifest
 from ganzoo.runs.sampling import check_seed, open_draw
 from ganzoo.training.session import Session, stop_on_signals
 
@@ -76,6 +78,7 @@ class _Reporter:
 
 
 def _host(host: Host | None) -> Host:
+    check_environment()  # GANZOO_DATA, GANZOO_CACHE, ...: as the command line checks them
     return host if host is not None else load_host()
 
 
@@ -123,7 +126,7 @@ def load_run(run_dir: str | Path) -> Run:
         raise GanzooError(f"{path} holds no run (no {rundir.CHECKPOINT})")
     settings = rundir.read_meta(path, "train")
     records = rundir.read_metrics(path)
-    manifest = read_manifest(path / rundir.CHECKPOINT)
+    manifest = check_manifest(read_manifest(path / rundir.CHECKPOINT), str(path / rundir.CHECKPOINT))
     return Run(path, str(manifest.get("strategy", settings.get("strategy", ""))), int(manifest.get("step", 0)),
                int(manifest.get("epoch", 0)), settings, records)
 

@@ -182,15 +182,15 @@ def test_the_header_is_checked_before_any_data_is_read(tmp_path):
 
 
 def test_open_checkpoint_reads_only_the_tensors_asked_for(tmp_path):
-    from ganzoo.runs.checkpoint import open_checkpoint
+    from ganzoo.core.tensorfile import open_tensor_file
 
     path = _saved(tmp_path)
     raw = bytearray(path.read_bytes())
-    with open_checkpoint(path) as checkpoint:
+    with open_tensor_file(path) as checkpoint:
         a_start = checkpoint.entries["a"].start
     raw[a_start] ^= 0xFF  # "a" is corrupt; "b" alone still reads
     path.write_bytes(bytes(raw))
-    with open_checkpoint(path) as checkpoint:
+    with open_tensor_file(path) as checkpoint:
         assert torch.equal(checkpoint.read(["b"])["b"], torch.arange(10))
         with pytest.raises(CheckpointError, match="'a'"):
             checkpoint.read(["a"])
@@ -321,7 +321,7 @@ def test_check_finite_names_the_tensor():
     net = torch.nn.Linear(2, 2)
     with torch.no_grad():
         net.weight.fill_(3e38)
-    assert non_finite({"d_loss": 1.0}, (net,)) == []  # the NaN guard does not roll back a run for it
+    assert non_finite({"d_loss": 1.0}, dict(net.named_parameters())) == []  # the NaN guard does not roll back a run for it
     with torch.no_grad():
         net.bias[0] = float("nan")
-    assert non_finite({"d_loss": 1.0}, (net,)) == ["a generator or discriminator weight or buffer is NaN or infinite"]
+    assert non_finite({"d_loss": 1.0}, dict(net.named_parameters())) == ["tensor 'bias'"]

@@ -128,7 +128,7 @@ def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
     foreign = tmp_path / "needs-plugin.safetensors"
     save_tensor_file(foreign, {"w": torch.zeros(1)}, {
         "architecture": "resnet9000", "parts": {"architecture": {"name": "resnet9000", "plugin": "ganzoo-bigmodels"}},
-        "config": {}, "image_shape": [1, 28, 28],
+        "strategy": "psg", "config": {"dataset": "mnist", "n_gens": 1, "z_dim": 100}, "image_shape": [1, 28, 28],
     })
     incomplete = tmp_path / "incomplete.safetensors"
     save_tensor_file(incomplete, {"w": torch.zeros(1)}, {"strategy": "psg"})
@@ -151,7 +151,7 @@ def _not_a_run(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["sample", str(a_file)], "not a safetensors file"),
         (["sample", str(foreign)], "needs the architecture 'resnet9000' from plugin 'ganzoo-bigmodels'"),
         (["sample", str(tmp_path / "missing")], "checkpoint not found"),
-        (["sample", str(incomplete)], "the checkpoint's manifest is incomplete"),
+        (["sample", str(incomplete)], "the manifest: field 'architecture' is missing"),
     ]
 
 

@@ -160,7 +160,7 @@ R1_PLUGIN = textwrap.dedent('''
 
 
 def test_a_policy_is_told_the_phase_and_its_extra_scalars_are_logged(tmp_path):
-    from ganzoo.core.host import load_plugin_file
+    from ganzoo.core.plugin_import import load_plugin_file
     from ganzoo.testing import TinyData
 
     path = tmp_path / "r1_plugin.py"
@@ -189,7 +189,7 @@ def test_a_policy_is_told_the_phase_and_its_extra_scalars_are_logged(tmp_path):
 
 
 def test_the_extras_of_a_resumed_epoch_continue_exactly(tmp_path):
-    from ganzoo.core.host import load_plugin_file
+    from ganzoo.core.plugin_import import load_plugin_file
     from ganzoo.testing import TinyData
 
     path = tmp_path / "r1_plugin.py"

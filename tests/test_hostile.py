@@ -21,7 +21,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -78,6 +78,7 @@ for line in sys.stdin:
         try:
             resource.setrlimit(resource.RLIMIT_AS, (request["limit"], request["limit"]))
             os.chdir(request["cwd"])
+            os.environ.update(request.get("env", {}))
             os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
             for fd, name in ((1, "stdout"), (2, "stderr")):
                 os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
@@ -113,11 +114,11 @@ class ForkServer:
         self.process = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, env=ENV, cwd=tempfile.gettempdir())
 
-    def run(self, *args: str, timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: int = TIMEOUT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         with tempfile.TemporaryDirectory() as folder:
             out, err = Path(folder) / "stdout", Path(folder) / "stderr"
             request = {"argv": list(args), "limit": ADDRESS_SPACE, "cwd": tempfile.gettempdir(), "timeout": timeout,
-                       "stdout": str(out), "stderr": str(err)}
+                       "stdout": str(out), "stderr": str(err), "env": env or {}}
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
             answer = json.loads(self.process.stdout.readline())
@@ -153,6 +154,8 @@ class Case:
     succeeds: bool = False
     after: Callable[[], None] = lambda: None
     plain_user: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # environment variables of this case's process
+    timeout: int = TIMEOUT
 
 
 CASES: dict[str, dict[str, Callable[[Path, Path], Case]]] = {}  # family -> case name -> build(base_run, folder)
@@ -487,10 +490,16 @@ def base_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def outcomes(request, base_run, tmp_path_factory) -> dict[str, tuple[Case, subprocess.CompletedProcess | Exception]]:
-    """Build the selected cases, then run them WORKERS at a time; a hang is a TimeoutExpired."""
+    return run_selected(request, CASES, base_run, tmp_path_factory)
+
+
+def run_selected(request, registry: dict[str, dict[str, Callable[[Path, Path], Case]]], base_run: Path,
+                 tmp_path_factory) -> dict[str, tuple[Case, subprocess.CompletedProcess | Exception]]:
+    """Build the cases of ``registry`` that this session selected in the requesting module, then run
+    them WORKERS at a time; a hang is a TimeoutExpired."""
     selected = {item.callspec.params["name"] for item in request.session.items
                 if item.module is request.module and "name" in getattr(getattr(item, "callspec", None), "params", {})}
-    builds = {name: build for family in CASES.values() for name, build in family.items() if name in selected}
+    builds = {name: build for family in registry.values() for name, build in family.items() if name in selected}
     cases = {name: build(base_run, tmp_path_factory.mktemp("case")) for name, build in builds.items()}
 
     servers: queue.Queue[ForkServer] = queue.Queue()
@@ -501,7 +510,7 @@ def outcomes(request, base_run, tmp_path_factory) -> dict[str, tuple[Case, subpr
                 return ganzoo(*c.argv, plain_user=True)
             server = servers.get()
             try:
-                return server.run(*c.argv)
+                return server.run(*c.argv, timeout=c.timeout, env=c.env)
             finally:
                 servers.put(server)
         except subprocess.TimeoutExpired as exc:
@@ -520,7 +529,7 @@ def outcomes(request, base_run, tmp_path_factory) -> dict[str, tuple[Case, subpr
 
 def check(outcomes, name: str) -> None:
     c, result = outcomes[name]
-    assert not isinstance(result, Exception), f"{name}: no answer within {TIMEOUT} s (a hang?)"
+    assert not isinstance(result, Exception), f"{name}: no answer within {c.timeout} s (a hang?)"
     try:
         if c.succeeds:
             assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -647,10 +656,10 @@ def test_trimming_metrics_to_a_negative_step_is_refused(tmp_path):
     from ganzoo.core.errors import GanzooError
     from ganzoo.runs import rundir
 
-    rundir.append_metrics(tmp_path, {"step": 1})
+    rundir.append_metrics(tmp_path, {"epoch": 1, "step": 1})
     with pytest.raises(GanzooError):
         rundir.trim_metrics(tmp_path, -5)
-    assert rundir.read_metrics(tmp_path) == [{"step": 1}]
+    assert rundir.read_metrics(tmp_path) == [{"epoch": 1, "step": 1}]
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "0", "1", "99999999", "parent's parent"])

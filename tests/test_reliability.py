@@ -304,8 +304,8 @@ def test_tensors_that_do_not_fit_and_unwritable_out_dirs_are_one_line_errors(tmp
     tensors, manifest = read_checkpoint(run_dir)
     manifest["config"]["z_dim"] = 64  # the file's generators were built for z_dim 100
     save_tensor_file(run_dir / "checkpoint.safetensors", tensors, manifest)
-    cases = {("sample", str(run_dir)): "checkpoint tensors do not fit the architecture (generator.0: net.0.weight has shape "
-                                       "(6272, 100), the model needs (6272, 64))",
+    cases = {("sample", str(run_dir)): "checkpoint tensors do not fit the architecture (generator.0: net.0.weight is float32 of shape "
+                                       "(6272, 100), the model needs float32 of shape (6272, 64))",
              ("train", "psg", "--resume", str(run_dir), "--steps", "3"): "tensor 'generator.0.net.0.weight' is float32 of shape "
                                                                          "(6272, 100); this run needs float32 of shape (6272, 64)"}
     for args, message in cases.items():
@@ -365,8 +365,9 @@ def test_a_checkpoint_from_another_kind_of_device_resumes_and_says_it_is_not_exa
 
 
 def test_a_state_holding_nan_outside_g_and_d_is_never_written(tmp_path):
-    """A plugin's tensor (as an EMA average would be) turned NaN at step 3: the save refuses, naming it,
-    and the last good checkpoint stays; a checkpoint holding one is refused on resume."""
+    """A plugin's tensor (as an EMA average would be) turned NaN at step 3: the NaN guard, which looks
+    at everything a checkpoint would hold before it is saved, stops the run naming it, and the last
+    good checkpoint stays; a checkpoint holding one is refused on resume."""
     from ganzoo.testing import make_host, registered, smoke_resume, smoke_train
 
     class Average:
@@ -377,7 +378,7 @@ def test_a_state_holding_nan_outside_g_and_d_is_never_written(tmp_path):
     run = tmp_path / "run"
     with registered(Average(), make_host()) as host:
         smoke_train("dcgan", host=host, steps=2, checkpoint_every=1, run_dir=run)
-        with pytest.raises(NonFiniteError, match="not saving step 3: tensor 'average.x' holds NaN"):
+        with pytest.raises(NonFiniteError, match="non-finite values at step 3: tensor 'average.x'; the last good checkpoint is kept"):
             smoke_resume(run, host=host, steps=4)
     assert read_checkpoint(run)[1]["step"] == 2
     tensors, manifest = read_checkpoint(run)

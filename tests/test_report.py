@@ -5,6 +5,9 @@ Chromium (screenshot, DOM, console), without matplotlib, escaped, and small and 
 from __future__ import annotations
 
 import json
+import math
+import os
+import random
 import re
 import shutil
 import subprocess
@@ -18,11 +21,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ganzoo.cli.main import cli
-from ganzoo.evaluation import html_compare
+from ganzoo.evaluation import convergence, html_compare, run_metrics
+from ganzoo.evaluation.claims import d_loss
 from ganzoo.evaluation.compare_report import budget_text, interval_text, plural, write_report
-from ganzoo.evaluation.html_parts import chance_lines
+from ganzoo.evaluation.html_parts import chance_lines, summarise
 from ganzoo.evaluation.html_report import write_html_report
+from ganzoo.evaluation.run_metrics import MAX_POINTS, MAX_TABLE_ROWS, Thinned
 from ganzoo.evaluation.svg_plot import Chart, Series, line_chart, nice_ticks, segments
+from ganzoo.runs import rundir
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (Debian: apt-get install chromium; .ci/run installs it)")
@@ -146,7 +152,7 @@ def test_the_report_needs_no_matplotlib(compare_dir, real_run, tmp_path, monkeyp
         html = write_html_report(source, tmp_path / name).path.read_text()
         assert html.count('<svg class="chart"') >= 4 and "<table>" in html
     for module in Path(write_html_report.__code__.co_filename).parent.glob("*.py"):
-        if module.stem in ("html_report", "html_compare", "html_parts", "report_images", "svg_plot"):
+        if module.stem in ("html_report", "html_compare", "html_parts", "run_metrics", "report_images", "svg_plot"):
             assert "matplotlib" not in module.read_text()
 
 
@@ -201,9 +207,9 @@ def test_strings_from_files_are_escaped(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def bad_metrics(path: Path) -> Path:
+def bad_metrics(path: Path, record: str = '{"epoch": 1, "g_loss": "x"}') -> Path:
     path.mkdir()
-    (path / "metrics.jsonl").write_text('{"epoch": 1, "g_loss": "x"}\n')
+    (path / "metrics.jsonl").write_text(record + "\n")
     return path
 
 
@@ -223,7 +229,8 @@ def test_unreadable_grids_are_skipped_and_counted(tmp_path):
     (lambda p: p, "no such directory"),
     (lambda p: (p.write_text("x"), p)[1], "is not a directory"),
     (lambda p: (p.mkdir(), p)[1], "neither a run directory"),
-    (bad_metrics, "not as ganzoo writes it"),
+    (bad_metrics, "metrics.jsonl line 1: field 'step' is missing"),
+    (lambda p: bad_metrics(p, '{"epoch": 1, "step": 2}'), "not as ganzoo writes it (KeyError: 'g_loss')"),
 ])
 def test_bad_input_is_one_line_and_exit_2(host, tmp_path, make, message):
     path = make(tmp_path / "thing")
@@ -366,12 +373,12 @@ def test_counts_read_right_for_one_and_for_many(tmp_path, monkeypatch):
     assert "with 1 generator," in html and "1 epoch finished" in html and "1 of 1 epoch&#x27;s grid embedded" in html
     html = write_html_report(many).path.read_text()
     assert "with 3 generators," in html and "2 epochs finished and part of epoch 3" in html and "3 of 3 epochs&#x27; grids embedded" in html
-    settings = {**SETTINGS, "specs": ["psg1"], "seeds": 1, "epochs": 1, "limit_data": 1, "eval_n": 1}
+    settings = {**SETTINGS, "specs": ["psg1"], "seeds": 1, "epochs": 1, "limit_data": 1, "eval_n": 2}
     (one / "compare.json").write_text(json.dumps({"settings": settings}))
     html = write_html_report(one).path.read_text()
-    assert "1 configuration x 1 seed, 1 epoch, dataset mnist (first 1 image); evaluated every epoch on 1 sample," in html
+    assert "1 configuration x 1 seed, 1 epoch, dataset mnist (first 1 image); evaluated every epoch on 2 samples," in html
     markdown = write_report(one, [types.SimpleNamespace(label="psg1", strategy="psg")], 1, settings).read_text()
-    assert "- settings: 1 seed (0), 1 epoch, dataset mnist (first 1 image), evaluated every epoch on 1 sample" in markdown
+    assert "- settings: 1 seed (0), 1 epoch, dataset mnist (first 1 image), evaluated every epoch on 2 samples" in markdown
     for text in (html, markdown):
         assert not re.search(r"\b1 (generators|seeds|runs|epochs|configurations|samples|images)\b|\(s\)", text)
 
@@ -381,3 +388,187 @@ def test_a_run_with_extras_renders_in_chromium(rpgan_run, tmp_path):
     dom, console, shot = browse(write_html_report(rpgan_run, tmp_path / "rpgan.html").path, tmp_path)
     assert_rendered(dom, console, shot, ["Curves", "Sample grids", "Numbers per epoch", "Configuration", "Evaluation protocol"])
     assert "The policy's own scalars per epoch" in dom and "chance 0.500 (rpgan policy)" in dom
+
+
+def long_run(run: Path, records: int, seed: int = 0, every: int = 10) -> None:
+    """A run folder (fake_run's config, grid and final evaluation) whose metrics.jsonl has `records` epochs,
+    every `every`-th evaluated, with a policy scalar r1; written as text, quickly."""
+    fake_run(run, 1, 2, seed)
+    line = ('{{"epoch": {e}, "step": {s}, "partial": false, "d_loss": {d!r}, "g_loss": [1.0, 1.01], "g_loss_mean": 1.005, '
+            '"loss_gap": {gap!r}, "d_accuracy": 0.5, "chance": 0.3333333333333333, "seconds": 1.0, "extras": {{"r1": {r!r}}}{fid}}}\n')
+    evaluated = ', "fid": {!r}, "kid": 1.0, "classes": 10, "fid_per_generator": [1.0, 2.0]'
+    with open(run / "metrics.jsonl", "w") as f:
+        f.writelines(line.format(e=e, s=10 * e, d=0.6 + 0.01 * seed + 0.1 * math.sin(e / 100), gap=0.4 + 0.1 * math.cos(e / 70), r=e / 1000,
+                                 fid=evaluated.format(300 / e ** 0.5 + seed) if e % every == 0 else "")
+                     for e in range(1, records + 1))
+
+
+def section_of(html: str, anchor: str) -> str:
+    return re.search(rf'<section id="{anchor}">.*?</section>', html, re.DOTALL).group(0)
+
+
+def polyline_points(html: str) -> list[int]:
+    return [len(points.split()) for points in re.findall(r'<polyline points="([^"]*)"', html)]
+
+
+def test_a_long_run_s_report_is_bounded(tmp_path):
+    """100,000 records (a long run logging often, or a hostile file): before, the report took ~440 MB more
+    than its imports, 10 s and wrote 26.6 MB; now its curves are thinned to at most MAX_POINTS points, its
+    table holds the last MAX_TABLE_ROWS epochs, and the page says so. Memory is measured in a child process
+    (its own high-water mark over the one after the imports: torch alone is ~500 MB and would hide it)."""
+    run = tmp_path / "long"
+    long_run(run, 100_000)
+    child = ("import json, resource, sys, time\nfrom pathlib import Path\n"
+             "from ganzoo.evaluation.html_report import write_html_report\n"
+             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\nstarted = time.perf_counter()\n"
+             "written = write_html_report(Path(sys.argv[1]))\n"
+             "print(json.dumps({'kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, "
+             "'seconds': time.perf_counter() - started, 'size': written.size}))")
+    done = subprocess.run([sys.executable, "-c", child, str(run)], capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = json.loads(done.stdout.splitlines()[-1])
+    assert measured["kb"] < 100 * 1024, f"the report took {measured['kb'] / 1024:.0f} MB more than its imports"
+    assert measured["size"] < 1_500_000 and measured["seconds"] < 60, measured
+    html = (run / "report.html").read_text()
+    assert "so the curves draw every 64th of 100,000 epoch records and the last; every 8th of 10,000 evaluations (FID, KID, coverage)" in html
+    assert "The last 500 of 100,000 epochs: the first 99,500 are left out here (metrics.jsonl has them all)." in html
+    assert "100000 epochs finished (step 1000000)" in html
+    curves = section_of(html, "curves")
+    assert max(polyline_points(curves)) <= MAX_POINTS + 1 and min(polyline_points(curves)) > MAX_POINTS // 4
+    assert ">100k</text>" in curves and "1e+05" not in curves  # the epoch axis
+    rows = re.findall(r"<tr><td>(\d+)</td>", section_of(html, "epochs"))
+    assert len(rows) == MAX_TABLE_ROWS and rows[0] == "99501" and rows[-1] == "100000"
+
+
+def test_a_short_run_s_report_has_every_point(tmp_path):
+    """Up to MAX_POINTS records a curve draws every one and the table lists every epoch, with no note;
+    one more and the curves are thinned to every 2nd."""
+    fake_run(tmp_path / "short", 300, 2, 0, extras={"r1": [0.1 * i for i in range(300)]})
+    html = write_html_report(tmp_path / "short").path.read_text()
+    assert polyline_points(section_of(html, "curves")) == [300] * 11  # D, mean G, G1, G2; D accuracy; r1; FID, G1, G2; KID; classes
+    assert len(re.findall(r"<tr><td>\d+</td>", section_of(html, "epochs"))) == 300
+    assert "A long run" not in html and "left out" not in html
+    long_run(tmp_path / "full", MAX_POINTS)
+    long_run(tmp_path / "over", MAX_POINTS + 1)
+    full, over = (write_html_report(tmp_path / name).path.read_text() for name in ("full", "over"))
+    assert "A long run" not in full and polyline_points(section_of(full, "curves"))[0] == MAX_POINTS
+    assert f"every 2nd of {MAX_POINTS + 1:,} epoch records (" in over and polyline_points(section_of(over, "curves"))[0] == MAX_POINTS // 2 + 1
+    assert f"The last {MAX_TABLE_ROWS} of {MAX_POINTS:,} epochs: the first {MAX_POINTS - MAX_TABLE_ROWS:,} are left out" in full
+
+
+def test_thinned_keeps_every_stride_th_item_and_the_last():
+    for count in (0, 1, 5, 8, 9, 17, 1000):
+        thinned = Thinned(cap=8)
+        for i in range(count):
+            thinned.add(i)
+        items = thinned.items()
+        assert len(items) <= 9 and items == ([] if count == 0 else sorted({*range(0, count, thinned.stride), count - 1}))
+        assert (thinned.stride == 1) == (count <= 8)
+    assert thinned.stride == 128 and thinned.text("records") == "every 128th of 1,000 records and the last"
+
+
+def same(a: object, b: object) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # NaN equal to NaN
+
+
+def full_summary(run_dir: Path, features: str) -> dict:
+    """What run_metrics.run_summary must give, computed the plain way: every record in memory, the
+    convergence points by ganzoo.evaluation.convergence (the reference the bounded pass is held to)."""
+    records = rundir.epoch_records(run_dir)
+    evaluated = [r for r in records if "fid" in r]
+    train = rundir.read_meta(run_dir, "train")
+    g_mean = [sum(r["g_loss"]) / len(r["g_loss"]) for r in records]
+    plateau = convergence.fid_plateau([r["fid"] for r in evaluated])
+    band = convergence.loss_band(g_mean, [r["d_loss"] for r in records])
+    start = records.index(evaluated[plateau]) if plateau is not None else len(records) - max(1, math.ceil(len(records) / 4))
+    after = records[start:]
+    out = {
+        "strategy": train.get("strategy"), "n_gens": train.get("n_gens"), "policy": train.get("policy"), "loss": d_loss(train),
+        "epochs": [r["epoch"] for r in records], "d_loss": [r["d_loss"] for r in records], "g_loss": [r["g_loss"] for r in records],
+        "d_accuracy": [r["d_accuracy"] for r in records], "chance": records[-1]["chance"],
+        "eval_epochs": [r["epoch"] for r in evaluated], "fid_curve": [r["fid"] for r in evaluated],
+        "kid_curve": [r["kid"] for r in evaluated], "coverage_curve": [r.get("modes", r.get("classes")) for r in evaluated],
+        "d_accuracy_final": records[-1]["d_accuracy"],
+        "wall_minutes": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0) for r in records) / 60,
+        "best_fid": min((r["fid"] for r in evaluated), default=None),
+        "fid_plateau_epoch": evaluated[plateau]["epoch"] if plateau is not None else None,
+        "fid_plateau_minutes": evaluated[plateau].get("train_seconds", math.nan) / 60 if plateau is not None else None,
+        "fid_plateau_fid": evaluated[plateau]["fid"] if plateau is not None else None,
+        "loss_band_epoch": records[band]["epoch"] if band is not None else None,
+        "unconfirmed_from": {"fid": evaluated[-convergence.CONFIRM]["epoch"] if len(evaluated) >= convergence.CONFIRM else None,
+                             "loss": records[-convergence.CONFIRM]["epoch"] if len(records) >= convergence.CONFIRM else None},
+        "after_from": after[0]["epoch"], "after_reason": "FID plateau" if plateau is not None else "last quarter (no FID plateau)",
+        "loss_gap": sum(r["loss_gap"] for r in after) / len(after), "d_accuracy_after": sum(r["d_accuracy"] for r in after) / len(after),
+    }
+    extras = [r["extras"] if isinstance(r.get("extras"), dict) else {} for r in records]
+    if names := sorted({k for e in extras for k in e}):
+        out["extras"] = {k: [e.get(k) for e in extras] for k in names}
+        out.update({f"extra_{k}_last": column[-1] for k, column in out["extras"].items()})
+    final_path = run_dir / f"eval-{features}.json"
+    if final_path.exists():
+        final = json.loads(final_path.read_text())
+        out.update({f"final_{k}": final[k] for k in ("fid", "kid", "precision", "recall", "density", "coverage", "classes",
+                                                   "class_kl", "inception_score", "modes", "modes_kl") if k in final})
+        out["protocol"], out["final_generators"] = final["protocol"], final.get("generators", [])
+    samples = sorted((run_dir / "samples").glob("epoch-*.png")) if (run_dir / "samples").is_dir() else []
+    out["sample"] = str(samples[-1]) if samples else None
+    return out
+
+
+def test_the_report_s_summary_is_run_summary(real_run, rpgan_run, tmp_path):
+    """run_metrics.run_summary (one pass, bounded) gives the numbers of a plain pass over every record:
+    all of them for a normal run; for a long one, the same except that the curves are thinned."""
+    fake_run(tmp_path / "extras", 4, 3, 1, extras={"b": [1.0, 2.0, 3.0, 4.0], "a": [0.5, 0.5, 0.5, 0.5]})
+    fake_run(tmp_path / "partial", 5, 2, 0)
+    lines = (tmp_path / "partial" / "metrics.jsonl").read_text().splitlines()
+    partial = [line.replace('"partial": false', '"partial": true') for line in lines]
+    (tmp_path / "partial" / "metrics.jsonl").write_text("\n".join([lines[0], partial[1], lines[2], partial[3], partial[4]]) + "\n")
+    for run in (real_run, rpgan_run, tmp_path / "extras", tmp_path / "partial"):
+        assert same(summarise(run, "lenet"), full_summary(run, "lenet")), run
+    long_run(tmp_path / "long", 2 * MAX_POINTS + 501)
+    mine, theirs = summarise(tmp_path / "long", "lenet"), full_summary(tmp_path / "long", "lenet")
+    curves = {"epochs": 4, "d_loss": 4, "g_loss": 4, "d_accuracy": 4, "eval_epochs": 1, "fid_curve": 1, "kid_curve": 1, "coverage_curve": 1}
+    assert mine.pop("thinned") == ["every 4th of 4,501 epoch records"] and mine.keys() == theirs.keys()  # the last is the 4,501st
+    def thin(values: list, stride: int) -> list:
+        return values[::stride] + ([values[-1]] if (len(values) - 1) % stride else [])
+
+    for key, stride in curves.items():
+        assert mine.pop(key) == thin(theirs[key], stride), key
+    assert mine.pop("extras")["r1"] == thin(theirs.pop("extras")["r1"], 4)
+    assert same(mine, {k: v for k, v in theirs.items() if k not in curves})
+    assert mine["loss_band_epoch"] is not None and mine["fid_plateau_epoch"] is not None  # both found by the O(n) versions
+
+
+def test_the_convergence_points_of_a_long_run_are_convergence_s():
+    """run_metrics.fid_plateau and loss_band, O(n) beyond MAX_POINTS, find what ganzoo.evaluation.convergence finds."""
+    rng = random.Random(0)
+    n = MAX_POINTS + 300
+    for settle in (50, 1200, n - 3, n - 2, None):
+        noisy = [1.0 + rng.uniform(-0.5, 0.5) for _ in range(n)]
+        calm = [1.0 + rng.uniform(-0.03, 0.03) for _ in range(n)]
+        g = noisy[:settle] + calm[settle:] if settle is not None else noisy
+        d = [2 * v for v in g]
+        assert run_metrics.loss_band(g, d) == convergence.loss_band(g, d)
+        fids = [300 / (1 + i) ** 0.5 for i in range(settle or n)] + [rng.uniform(5, 5.2) for _ in range(n - (settle or n))]
+        assert run_metrics.fid_plateau(fids) == convergence.fid_plateau(fids)
+    assert run_metrics.loss_band(calm, calm) == 0 and run_metrics.fid_plateau([10.0 * 0.9 ** i for i in range(n)]) is None
+
+
+def test_a_compare_page_of_long_runs_averages_the_epochs_all_seeds_draw(tmp_path, monkeypatch):
+    """Seeds thinned with different strides (5,000 and 3,000 records: every 4th and every 2nd) are averaged at
+    the epochs both draw, and the page says how each was thinned."""
+    out = tmp_path / "cmp"
+    long_run(out / "runs" / "psg2" / "seed-0", 5000, seed=0)
+    long_run(out / "runs" / "psg2" / "seed-1", 3000, seed=1)
+    (out / "compare.json").write_text(json.dumps({"settings": {**SETTINGS, "specs": ["psg2"], "epochs": 5000}}))
+    html = write_html_report(out).path.read_text()
+    assert ("Long runs are drawn with at most 2,000 points a curve (psg2: every 4th of 5,000 epoch records and the last. "
+            "psg2: every 2nd of 3,000 epoch records and the last); seeds are averaged at the epochs they all draw.") in html
+    assert len(html) < 1_000_000
+    drawn = []
+    monkeypatch.setattr(html_compare, "line_chart", lambda chart: drawn.append(chart) or "")
+    html_compare.curves({"psg2": [summarise(out / "runs" / "psg2" / f"seed-{i}", "lenet") for i in (0, 1)]})
+    d = next(c for c in drawn if c.title == "psg2: losses").series[0]
+    assert list(d.x) == list(range(1, 3000, 4))
+    assert d.y == pytest.approx([0.605 + 0.1 * math.sin(e / 100) for e in d.x])

@@ -3,8 +3,15 @@ record, streaming in bounded chunks, atomic writes that never follow a planted l
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import tracemalloc
 import zipfile
 
@@ -164,3 +171,125 @@ def test_export_options_and_errors(tiny_host, run_dir, tmp_path):
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)
     assert not (run_dir / "sample.npz").exists()
     assert file_name(2, 7, 10) == "g2-000007.png" and file_name(1, 5, 10**7 + 1) == "g1-00000005.png"
+
+
+# -- interrupted exports: SIGTERM, and what a SIGKILL left behind -----------------------------------
+
+def start_export(run_dir, fmt: str, out, count: int = 50_000) -> subprocess.Popen:
+    """``ganzoo sample RUN --format FMT`` in a subprocess, big enough (2 x 50,000 images) to be interrupted."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ganzoo", "sample", str(run_dir), "--format", fmt, "--n", str(count),
+                             "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_writing(process: subprocess.Popen, out) -> str:
+    """The name of the export's temp beside out, once the export has written into it."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.tmp-{process.pid}-[0-9a-f]{{8}}")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        names = [n for n in os.listdir(out.parent) if pattern.fullmatch(n)]
+        if names:
+            temp = out.parent / names[0]
+            with contextlib.suppress(FileNotFoundError):
+                if (os.listdir(temp) if temp.is_dir() else temp.stat().st_size):  # images are being written
+                    return names[0]
+        time.sleep(0.02)
+    raise AssertionError("the export never started writing")
+
+
+@pytest.mark.parametrize("fmt, name, number, code, said", [
+    ("npz", "s.npz", signal.SIGTERM, 143, "stopped by signal 15; nothing half-written is left behind\n"),
+    ("png-dir", "pngs", signal.SIGTERM, 143, "stopped by signal 15; nothing half-written is left behind\n"),
+    ("npz", "s.npz", signal.SIGINT, 130, "\ninterrupted\n"),  # as before (click writes a blank line on Ctrl-C)
+])
+def test_a_signal_during_an_export_removes_its_temp_and_exits_with_one_line(run_dir, tmp_path, fmt, name, number, code, said):
+    out = tmp_path / name
+    process = start_export(run_dir, fmt, out)
+    try:
+        temp = wait_for_writing(process, out)
+        process.send_signal(number)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == code, (temp, stderr)
+    assert stderr == said and stdout == ""  # one line, no traceback
+    assert os.listdir(tmp_path) == []  # neither the temp nor the target
+
+
+def test_a_later_export_removes_the_temps_of_dead_exports_and_nothing_else(tiny_host, run_dir, tmp_path):
+    """A SIGKILL leaves the temp; the next export to the same target removes it, and any other temp
+    of that target whose process is gone, when it holds only what an export writes. A temp whose
+    process lives (this test, a child), one someone holds an flock on, a link, a look-alike name, a
+    folder with foreign files and another target's temp are left alone."""
+    npz, pngs = tmp_path / "s.npz", tmp_path / "pngs"
+    process = start_export(run_dir, "npz", npz)
+    try:
+        killed = wait_for_writing(process, npz)
+        process.kill()  # SIGKILL: no cleanup
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (tmp_path / killed).stat().st_size > 0
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with pytest.raises(ProcessLookupError):
+        os.kill(dead.pid, 0)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+
+    def plant(name: str, files: dict[str, str] | None = None) -> None:
+        path = tmp_path / name
+        if files is None:
+            path.write_bytes(b"half an npz")
+            return
+        path.mkdir()
+        for file, text in files.items():
+            (path / file).write_text(text)
+
+    stale = [f".s.npz.tmp-{dead.pid}-0123abcd", f".pngs.tmp-{dead.pid}-0123abcd"]
+    plant(stale[0])
+    plant(stale[1], {"g1-000000.png": "png", "g2-000003.png": "png", "samples.json": "{}"})
+    kept = [
+        f".s.npz.tmp-{os.getpid()}-0123abcd", f".s.npz.tmp-{alive.pid}-0123abcd",  # alive
+        f".s.npz.tmp-{dead.pid}-0123ABCD", f".s.npz.tmp-{dead.pid}-0123abc", f".s.npz.tmp-x{dead.pid}-0123abcd",
+        f".s.npz.tmp-{dead.pid}-0123abcd.tmp", ".s.npz.0123abcd.tmp", f"s.npz.tmp-{dead.pid}-0123abcd",  # not our names
+        f".other.npz.tmp-{dead.pid}-0123abcd",  # another target's
+        f".pngs.tmp-{dead.pid}-fedcba98",  # a folder holding a file no export writes
+        f".pngs.old-{dead.pid}-01234567",  # an earlier export set aside, while no newer one is in place
+    ]
+    for name in kept[:-2]:
+        plant(name)
+    plant(kept[-2], {"g1-000000.png": "png", "notes.txt": "mine"})
+    plant(kept[-1], {})
+    (tmp_path / kept[-1] / "previous").mkdir()
+    (tmp_path / kept[-1] / "previous" / "samples.json").write_text("{}")
+    locked = tmp_path / f".s.npz.tmp-{dead.pid}-aaaaaaaa"  # in use by a process this one cannot see
+    plant(locked.name)
+    link = tmp_path / f".s.npz.tmp-{dead.pid}-bbbbbbbb"
+    link.symlink_to(victim)
+    kept += [locked.name, link.name]
+    try:
+        with open(locked, "rb") as holder:
+            fcntl.flock(holder, fcntl.LOCK_EX)
+            for fmt, out in (("npz", npz), ("png-dir", pngs)):
+                result = invoke(tiny_host, "sample", str(run_dir), "--format", fmt, "--n", "2", "--out", str(out))
+                assert result.exit_code == 0, result.output
+    finally:
+        alive.kill()
+        alive.wait()
+    assert sorted(os.listdir(tmp_path)) == sorted([*kept, "victim.txt", "s.npz", "pngs"])  # the killed one and stale ones went
+    assert victim.read_text() == "mine" and (tmp_path / kept[-4] / "notes.txt").read_text() == "mine"
+    with np.load(npz) as data:
+        assert data["images"].shape == (4, 28, 28, 1)
+
+    # once a newer export is in place, an earlier one set aside by a dead process goes too
+    result = invoke(tiny_host, "sample", str(run_dir), "--format", "png-dir", "--n", "3", "--out", str(pngs))
+    assert result.exit_code == 0, result.output
+    assert kept[-3] not in os.listdir(tmp_path) and len(os.listdir(pngs)) == 2 * 3 + 1

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import subprocess
 import sys
+import textwrap
+import threading
 import tomllib
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ganzoo import hookimpl
 from ganzoo.cli.main import cli
+from ganzoo.plugins.tensorboard import Logger
 from ganzoo.testing import make_host, registered
 
 
@@ -83,3 +92,66 @@ def test_resume_keeps_logging_and_may_move_the_logs(tmp_path):
     saved = tomllib.loads(run_dir.joinpath("config.toml").read_text())["train"]["options"]
     # dcgan's loss, and the moved logs
     assert saved == {"loss": "bce", "tensorboard": str(second.resolve()), "ema": 0.0, "ema_warmup": False, "r1": 0.0}
+
+
+# -- a full disk: one line, and no traceback from the writer's thread -------------------------------
+
+FULL = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+
+
+@pytest.mark.skipif(not FULL.is_char_device(), reason="needs /dev/full")
+def test_a_full_disk_under_the_logs_is_one_line_without_the_writer_threads_traceback(tmp_path):
+    """The event file is swapped for a link to /dev/full at step 2 (tensorboard opens it anew for
+    every record), so the next records fail with a real ENOSPC, in the writer's background thread."""
+    logs, run_dir = tmp_path / "tb", tmp_path / "run"
+    filler = tmp_path / "filler.py"
+    filler.write_text(textwrap.dedent(f"""
+        from pathlib import Path
+        from ganzoo import hookimpl
+
+        @hookimpl
+        def ganzoo_on_step_end(trainer, step):
+            if step == 2:
+                for events in Path({str(logs)!r}).glob("events.out.tfevents.*"):
+                    events.unlink()
+                    events.symlink_to("/dev/full")
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "ganzoo", "--plugin", str(filler), "train", "psg", "--limit-data", "64",
+                             "--batch-size", "16", "--device", "cpu", "--steps", "8", "--log-every", "1", "--tensorboard", str(logs),
+                             "--out", str(run_dir), "--quiet"], check=False, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr and "Exception in thread" not in result.stderr
+    assert "No space left on device" in lines[0] and f"--resume {run_dir}" in lines[0]
+    assert [p.is_symlink() for p in logs.iterdir()] == [True]  # the failure came from /dev/full
+
+
+@pytest.mark.skipif(not FULL.is_char_device(), reason="needs /dev/full")
+def test_a_write_that_fails_when_the_logs_close_is_raised_not_printed_nor_lost(tmp_path, monkeypatch):
+    """The last events fail only as the run ends: close() raises the failure (ganzoo reports it in one
+    line); the writer thread prints nothing and is gone."""
+    printed = []
+    monkeypatch.setattr(threading, "excepthook", printed.append)  # what would print a thread's traceback
+    logs = tmp_path / "tb"
+    trainer = SimpleNamespace(config=SimpleNamespace(options={"tensorboard": str(logs)}), step=0)
+    before = set(threading.enumerate())
+    logger = Logger()
+    logger.ganzoo_on_train_start(trainer)
+    writers = set(threading.enumerate()) - before
+    assert writers and all(t.is_alive() for t in writers)
+    logger.writer.add_scalar("train/d_loss", 1.0, 1)
+    logger.writer.flush()
+    [events] = logs.iterdir()
+    events.unlink()
+    events.symlink_to(FULL)
+    with contextlib.suppress(OSError):  # the thread may already have failed: then the write says so
+        logger.writer.add_scalar("train/d_loss", 0.5, 2)
+    with pytest.raises(OSError) as failure:
+        logger.close()
+    assert failure.value.errno == errno.ENOSPC and logger.writer is None
+    for thread in writers:
+        thread.join(10)
+    assert not any(t.is_alive() for t in writers) and printed == []
+    logger.close()  # closing again does nothing

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ganzoo.cli.context import get_host
+from ganzoo.cli.context import OutPath, get_host
 from ganzoo.core.config import TrainConfig
 from ganzoo.core.errors import GanzooError
 
@@ -58,7 +58,7 @@ def check_spec(ctx: click.Context, spec: Spec, settings: dict[str, Any]) -> Trai
 @click.command("compare", context_settings={"help_option_names": ["-h", "--help"]},
                short_help="Train and evaluate configurations side by side, over seeds; write a report.")
 @click.argument("specs", nargs=-1, required=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Report folder (runs go under OUT/runs).")
+@click.option("--out", type=OutPath(path_type=Path), required=True, help="Report folder (runs go under OUT/runs).")
 @click.option("--seeds", type=click.IntRange(1, 100), default=3, show_default=True, help="Seeds 0..S-1 for every configuration.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs per run. [default: 5, or none with --minutes]")
 @click.option("--minutes", type=click.FloatRange(0, min_open=True), default=None,
@@ -87,7 +87,17 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
 
     Each SPEC is a strategy with its options, optionally labelled: "psg4=psg --n-gens 4". Rerun
     the same command to resume: finished runs are kept. The report is OUT/report.md (and OUT/report.html)."""
-    from ganzoo.compare.jobs import STATE, finished, finished_epochs, jobs_of, parse_spec, read_state, state_document, trained_minutes
+    from ganzoo.compare.jobs import (
+        STATE,
+        check_folder,
+        finished,
+        finished_epochs,
+        jobs_of,
+        parse_spec,
+        read_state,
+        state_document,
+        trained_minutes,
+    )
     from ganzoo.compare.local import Children, run_all
     from ganzoo.core.config import parse_interval
     from ganzoo.core.files import write_atomic
@@ -124,6 +134,8 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
                               f"its runs started with; they cannot train to {epochs}: use another --out")
     elif out.exists() and any(out.iterdir()):
         raise GanzooError(f"{out} exists and is not a comparison folder; use another --out")
+    job_list = jobs_of(parsed, seeds, out)
+    check_folder(out, job_list)  # a planted link or FIFO is refused before anything is written
     # Train the classifier and extract the real features once, here, rather than in every parallel run.
     build_evaluator(host, dataset, features=features, resolution=resolution, channels=channels, log=lambda m: click.echo(m, err=True))
 
@@ -132,7 +144,6 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     (out / "runs").mkdir(exist_ok=True)  # a comparison folder even if no run gets as far as its own folder
     write_atomic(out / STATE, state_document(settings, ["ganzoo", *sys.argv[1:]]))
 
-    job_list = jobs_of(parsed, seeds, out)
     cores = os.cpu_count() or 1
     if jobs > cores:  # more runs than cores only makes each slower (threads waiting on a shared core)
         click.echo(f"note: --jobs {jobs} is more than the {cores} cores; running {cores} at a time", err=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ganzoo.core.errors import GanzooError
+from ganzoo.core.errors import GanzooError, shown, suggest
 from ganzoo.core.host import Host, load_host
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -20,6 +20,17 @@ class UsageFailure(click.ClickException):
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+class OutPath(click.Path):
+    """A path to write to: an empty one (an unset shell variable, ``--out ''``) is refused, never
+    taken as the current folder."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            flag = param.opts[0] if param is not None and param.opts else "the path"
+            raise UsageFailure(f"{flag} is empty; name a path (an unset shell variable?)")
+        return super().convert(value, param, ctx)
 
 
 class InternalFailure(UsageFailure):
@@ -56,15 +67,13 @@ class PluginGroup(click.Group):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError:
-            import difflib
-
             name = args[0] if args else ""
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=2)
+            close = suggest(name, self.list_commands(ctx), n=2)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             known = ", ".join(self.list_commands(ctx))
             disabled = sorted(f"{p.name} ({p.disabled})" for p in get_host(ctx).plugins.values() if p.disabled)
             off = f"; plugins not loaded: {', '.join(disabled)}" if disabled else ""
-            raise UsageFailure(f"unknown command {name!r}{hint} (known: {known}){off}") from None
+            raise UsageFailure(f"unknown command {shown(name)}{hint} (known: {known}){off}") from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

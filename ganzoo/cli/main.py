@@ -16,6 +16,8 @@ from ganzoo.cli.eval import eval_command
 from ganzoo.cli.listing import list_parts, plugins
 from ganzoo.cli.report import report
 from ganzoo.cli.sample import sample
+from ganzoo.core.environment import check_environment
+from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host
 
 
@@ -60,6 +62,7 @@ def cli(ctx: click.Context, debug: bool, plugin_files: tuple[Path, ...]) -> None
     """
     ctx.meta["ganzoo.debug"] = debug
     ctx.meta["ganzoo.plugin_files"] = plugin_files
+    check_environment()
     if plugin_files and isinstance(ctx.obj, Host):
         raise UsageFailure("--plugin cannot be used with a host passed in by the caller; add the plugin to that host")
 
@@ -81,6 +84,11 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except GanzooError as exc:  # outside a command: --help loads the plugins while it parses (GANZOO_PLUGIN_IMPORT_SECONDS)
+        if "--debug" in sys.argv[1:]:
+            raise
+        UsageFailure(str(exc)).show()
+        sys.exit(2)
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)

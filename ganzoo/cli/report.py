@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ganzoo.cli.context import CONTEXT
+from ganzoo.cli.context import CONTEXT, OutPath
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="HTML file to write. [default: PATH/report.html]")
+@click.option("--out", type=OutPath(path_type=Path), default=None, help="HTML file to write. [default: PATH/report.html]")
 def report(path: Path, out: Path | None) -> None:
     """Write an HTML report of a run directory or a ganzoo compare directory: curves, sample grids
     per epoch, the generators' class split, the claims (compare), the config and the protocol.

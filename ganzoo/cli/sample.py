@@ -3,14 +3,34 @@ of PNGs or an .npz (what FID tools read)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ganzoo.cli.context import CONTEXT, get_host
+from ganzoo.cli.context import CONTEXT, OutPath, get_host
 from ganzoo.core.errors import GanzooError
 
 DEFAULT_OUT = {"grid": "sample.png", "png-dir": "sample-png", "npz": "sample.npz"}
+
+
+def _stops_cleanly(command: Any) -> Any:
+    """Ctrl-C and SIGTERM remove what the command was half-writing; SIGTERM then ends it as train does:
+    one line, exit 128 + N (143)."""
+
+    @functools.wraps(command)
+    def run(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        from ganzoo.runs.export_temps import Terminated, stop_cleanly_on_signals
+
+        try:
+            with stop_cleanly_on_signals():
+                return command(ctx, *args, **kwargs)
+        except Terminated as stop:
+            click.echo(f"stopped by signal {stop.signal_number}; nothing half-written is left behind", err=True)
+            ctx.exit(128 + stop.signal_number)
+
+    return run
 
 
 @click.command(context_settings=CONTEXT)
@@ -20,7 +40,7 @@ DEFAULT_OUT = {"grid": "sample.png", "png-dir": "sample-png", "npz": "sample.npz
                    "(for clean-fid, torch-fidelity). npz: uint8 arrays images (N, H, W, C) and generator (N,), 1-based.")
 @click.option("--n", "count", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples per generator: a run with G generators gives G x N images (N with --generator).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=OutPath(path_type=Path), default=None,
               help="Where to write. [default: RUN_DIR/sample.png, RUN_DIR/sample-png or RUN_DIR/sample.npz]")
 @click.option("--generator", type=click.IntRange(min=1), default=None, help="Sample only generator K (1-based).")
 @click.option("--columns", type=click.IntRange(min=1), default=None, help="Images per row of a grid. [default: 8]")
@@ -30,6 +50,7 @@ DEFAULT_OUT = {"grid": "sample.png", "png-dir": "sample-png", "npz": "sample.npz
               help="Which generator weights: raw (as trained), a saved set such as ema, or auto (a saved set when the run has one, else raw).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
+@_stops_cleanly
 def sample(ctx: click.Context, run_dir: Path, fmt: str, count: int, out: Path | None, generator: int | None,
            columns: int | None, seed: int, device: str, weights: str, quiet: bool) -> None:
     """Write samples from a run: a PNG grid with one block of rows per generator (the default), a

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.context import OutPath
 from ganzoo.core.config import AMP_CHOICES, LR_SCHEDULES, OPTIMIZERS, VMAP_CHOICES
 from ganzoo.core.options import OBSERVER, OwnedOption
 from ganzoo.core.parts import Strategy
@@ -70,7 +71,7 @@ CORE = [
     (["--compile/--no-compile"], {}, "torch.compile the networks (slower on CPU; refused for parts that need double backward). {default}"),
     (["--channels-last/--no-channels-last"], {}, "Channels-last memory format for the networks. {default}"),
     (["--deterministic/--no-deterministic"], {}, "Deterministic torch kernels, for bit-exact reruns and resumes. {default}"),
-    (["--out"], {"type": click.Path()}, "Run directory. [default: runs/<strategy>-<timestamp>]"),
+    (["--out"], {"type": OutPath()}, "Run directory. [default: runs/<strategy>-<timestamp>]"),
     (["--config", "config_file"], {"type": click.Path()}, "TOML file of settings; options given here win."),
     (["--resume"], {"type": click.Path()}, "Continue the run in this directory."),
     (["--quiet"], {"is_flag": True, "default": False}, "No progress bar and no summary."),

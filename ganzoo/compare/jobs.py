@@ -8,16 +8,19 @@ that where it runs cannot change what it computes; ``ganzoo.compare.local`` runs
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ganzoo.core.errors import GanzooError
-from ganzoo.core.safe_read import loads_json, read_bounded
+from ganzoo.core.safe_read import kind_of
 from ganzoo.runs import rundir
+from ganzoo.runs.schemas import read_compare_state, read_eval
 
 STATE = "compare.json"
 # Options compare sets itself for every run; a spec may not set them.
@@ -60,6 +63,29 @@ class Job:
 def jobs_of(specs: list[Spec], seeds: int, out: Path) -> list[Job]:
     """Every (configuration, seed), seed by seed, each in OUT/runs/<label>/seed-<s>."""
     return [Job(s, seed, out / "runs" / s.label / f"seed-{seed}") for seed in range(seeds) for s in specs]
+
+
+def log_path(job: Job, log_dir: Path) -> Path:
+    return log_dir / f"{job.spec.label}-seed-{job.seed}.log"
+
+
+def check_folder(out: Path, jobs: list[Job]) -> None:
+    """Refuse a comparison folder in which a file or folder compare writes is a symbolic link (the
+    writes would go to its target) or of the wrong kind (a FIFO where a log belongs), before any
+    job starts: compare writes only inside OUT, like train inside its run folder."""
+    folders = [out / "logs", out / "runs", *dict.fromkeys(job.run_dir.parent for job in jobs)]
+    files = [out / STATE, *(log_path(job, out / "logs") for job in jobs)]
+    for path, wanted, kind in [*((p, stat.S_ISDIR, "folder") for p in folders), *((p, stat.S_ISREG, "file") for p in files)]:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise GanzooError(f"cannot use {path}: {exc.strerror or exc}") from None
+        if stat.S_ISLNK(mode):
+            raise GanzooError(f"{path} is a symbolic link; ganzoo does not follow links in a comparison folder (remove it)")
+        if not wanted(mode):
+            raise GanzooError(f"{path} is a {kind_of(mode)}, not a {kind}; remove it or use another --out")
 
 
 def train_argv(job: Job, settings: dict[str, Any], resume: bool) -> list[str]:
@@ -116,10 +142,11 @@ def evaluated(job: Job, settings: dict[str, Any]) -> bool:
         return False
     step = rundir.checkpoint_step(job.run_dir)
     try:
-        saved = loads_json(read_bounded(path, "evaluation", STATE_BYTES, follow=False))["protocol"].get("step")
-    except (GanzooError, ValueError, KeyError, TypeError, AttributeError):
-        return False
+        saved = read_eval(path)["protocol"].get("step")
+    except GanzooError:
+        return False  # evaluated again, and the file replaced
     return step in (None, saved)
+
 
 
 def read_state(out: Path) -> dict[str, Any] | None:
@@ -127,13 +154,7 @@ def read_state(out: Path) -> dict[str, Any] | None:
     path = out / STATE
     if not path.exists() and not path.is_symlink():
         return None
-    try:
-        state = loads_json(read_bounded(path, "comparison state", STATE_BYTES, follow=False))
-    except ValueError:
-        state = None
-    if not isinstance(state, dict) or not isinstance(state.get("settings"), dict):
-        raise GanzooError(f"{path} is not a ganzoo comparison's state; use another --out")
-    settings = dict(state["settings"])
+    settings = dict(read_compare_state(path)["settings"])
     settings["eval_every"] = str(settings.get("eval_every"))  # an int before 0.4: the same interval in epochs
     return settings
 

@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ganzoo.compare.jobs import Job, eval_argv, evaluated, finished, finished_epochs, train_argv
+from ganzoo.compare.jobs import Job, eval_argv, evaluated, finished, finished_epochs, log_path, train_argv
+from ganzoo.core.errors import GanzooError
+from ganzoo.core.files import append_line, open_append
 from ganzoo.runs import rundir
 
 
@@ -32,9 +34,9 @@ class Children:
         self._live: set[subprocess.Popen] = set()
 
     def call(self, argv: list[str], log_path: Path, env: dict[str, str]) -> int:
-        with open(log_path, "a") as log:
-            log.write(f"$ {shlex.join(argv)}\n")
-            log.flush()
+        append_line(log_path, f"$ {shlex.join(argv)}")  # never through a planted link, never into a FIFO
+        log = open_append(log_path)
+        try:
             with self._lock:
                 if self.stop.is_set():
                     return 130
@@ -45,6 +47,8 @@ class Children:
             finally:
                 with self._lock:
                     self._live.discard(process)
+        finally:
+            os.close(log)
         if code in (130, 143, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
             self.stop.set()  # stopped from outside: start nothing more
         return code
@@ -58,7 +62,14 @@ class Children:
 
 def run_job(job: Job, settings: dict[str, Any], env: dict[str, str], log_dir: Path, children: Children) -> str:
     """Train (or resume) one run, then evaluate it; return "" or an error line. Output goes to a log file."""
-    log_path = log_dir / f"{job.spec.label}-seed-{job.seed}.log"
+    try:
+        return _run_job(job, settings, env, log_dir, children)
+    except GanzooError as exc:  # its log or run folder cannot be used (a link planted while compare runs)
+        return str(exc)
+
+
+def _run_job(job: Job, settings: dict[str, Any], env: dict[str, str], log_dir: Path, children: Children) -> str:
+    log = log_path(job, log_dir)
     if children.stop.is_set():
         return "not started"
     while not finished(job.run_dir, settings):
@@ -69,15 +80,15 @@ def run_job(job: Job, settings: dict[str, Any], env: dict[str, str], log_dir: Pa
         if settings.get("until_converged"):  # up to the next evaluation, then look for the plateau
             step = before + int(settings["eval_every"])
             chunk = {**settings, "epochs": min(settings["epochs"], step) if settings["epochs"] else step}
-        code = children.call(train_argv(job, chunk, resume=has_checkpoint), log_path, env)
+        code = children.call(train_argv(job, chunk, resume=has_checkpoint), log, env)
         if code != 0:
-            return f"training exited with {code} (log: {log_path})"
+            return f"training exited with {code} (log: {log})"
         if chunk is settings or finished_epochs(job.run_dir) <= before:
             break  # the whole budget in one call, or a chunk that trained nothing (a --minutes budget spent)
     if not evaluated(job, settings):
-        code = children.call(eval_argv(job, settings), log_path, env)
+        code = children.call(eval_argv(job, settings), log, env)
         if code != 0:
-            return f"evaluation exited with {code} (log: {log_path})"
+            return f"evaluation exited with {code} (log: {log})"
     return ""
 
 

@@ -58,7 +58,7 @@ def new_config(registry: Any, strategy_name: str, file_settings: Mapping[str, An
 
 
 # What a resume may change: budgets, logging and speed switches, never what the next step computes.
-RESUME_MAY_CHANGE = frozenset({"epochs", "steps", "minutes", "device", "log_every", "checkpoint_every", "keep_last", "on_nan",
+RESUME_MAY_CHANGE = frozenset({"data_root", "epochs", "steps", "minutes", "device", "log_every", "checkpoint_every", "keep_last", "on_nan",
                                "deterministic", "eval_every", "eval_every_steps", "eval_every_seconds", "eval_n", "eval_n_real", "eval_features",
                                "amp", "vmap", "compile", "channels_last"})
 

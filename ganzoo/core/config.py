@@ -7,7 +7,6 @@ Precedence, lowest first: TrainConfig defaults < the strategy's defaults < ``--c
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import re
 import tomllib
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ganzoo.core.errors import GanzooError
+from ganzoo.core.errors import GanzooError, shown, suggest
 
 AMP_CHOICES = ("auto", "bf16", "off")  # --amp: ganzoo.training.precision.resolve_amp
 VMAP_CHOICES = ("auto", "on", "off")  # --vmap: ganzoo.training.generator_bank.use_vmap
@@ -111,6 +110,8 @@ def check_type(key: str, value: Any) -> Any:
     return value
 
 
+MAX_STEPS = MAX_EPOCHS = (1 << 48) - 1  # counters: far above any run (ganzoo.runs.state_check.MAX_COUNTER)
+MAX_SECONDS = 1e9  # 31 years
 EVAL_EVERY_FIELDS = ("eval_every", "eval_every_steps", "eval_every_seconds")
 INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(epochs?|steps?|s|sec|seconds?|m|min|minutes?|)\s*$")
 
@@ -123,7 +124,10 @@ def parse_interval(text: str | int) -> dict[str, Any]:
     match = INTERVAL.match(text) if isinstance(text, str) else None
     if not match:
         raise GanzooError(f"eval-every must be K (epochs), Ksteps, Ks or Km (training time), e.g. 2, 500steps, 60s; got {text!r}")
-    amount, unit = float(match.group(1)), match.group(2)
+    number, unit = match.group(1), match.group(2)
+    if len(number) > 20:  # float() of 400 nines is inf, and int(inf) an OverflowError
+        raise GanzooError(f"eval-every {_short(text)} is not a number ganzoo can use (at most 20 digits)")
+    amount = float(number)
     fields: dict[str, Any] = {"eval_every": 0, "eval_every_steps": 0, "eval_every_seconds": 0.0}
     if unit in ("", "epoch", "epochs", "step", "steps") and amount != int(amount):
         raise GanzooError(f"eval-every in {unit or 'epochs'} must be a whole number, got {text!r}")
@@ -133,7 +137,25 @@ def parse_interval(text: str | int) -> dict[str, Any]:
         fields["eval_every_steps"] = int(amount)
     else:
         fields["eval_every_seconds"] = amount * (60 if unit.startswith("m") else 1)
+    check_intervals(fields)
     return fields
+
+
+INTERVAL_LIMITS = {"eval_every": (1, MAX_EPOCHS, "epochs"), "eval_every_steps": (1, MAX_STEPS, "steps"),
+                   "eval_every_seconds": (1.0, MAX_SECONDS, "seconds")}
+
+
+def check_intervals(settings: Mapping[str, Any]) -> None:
+    """Each of the eval_every fields is 0 (off) or within its limits: at least 1 second of training
+    between evaluations (an evaluation takes longer), and no more than any run could last."""
+    for key, (lo, hi, unit) in INTERVAL_LIMITS.items():
+        value = settings.get(key, 0)
+        if value and not lo <= value <= hi:
+            raise GanzooError(f"eval-every in {unit} must be between {lo:g} and {hi:g} (or 0: never), got {value:g}")
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
@@ -153,9 +175,9 @@ def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:
             merged["steps"] = 0  # a later --epochs replaces an earlier --steps budget
         for key, value in layer.items():
             if key not in FIELD_TYPES or key == "strategy":
-                close = difflib.get_close_matches(key, FIELD_TYPES, n=1)
+                close = suggest(key, FIELD_TYPES, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise GanzooError(f"unknown setting {key!r}{hint}")
+                raise GanzooError(f"unknown setting {shown(key)}{hint}")
             value = check_type(key, value)
             # options are merged key by key, so a strategy's default option survives a config
             # file that sets another one
@@ -190,8 +212,12 @@ def validate(config: TrainConfig) -> None:
     if config.channels not in (0, 1, 3):
         raise GanzooError(f"channels must be 1 or 3 (or 0: from the data), got {config.channels}")
     for name in ("steps", "limit_data", "checkpoint_every", "eval_n_real", *EVAL_EVERY_FIELDS):
-        if getattr(config, name) < 0:
+        if not getattr(config, name) >= 0:  # also refuses NaN
             raise GanzooError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
+    for name in ("steps", "epochs", "limit_data", "checkpoint_every", "eval_n_real"):
+        if getattr(config, name) > MAX_STEPS:
+            raise GanzooError(f"{name.replace('_', '-')} must be at most 2**48, got {getattr(config, name)}")
+    check_intervals(config.to_dict())
     if sum(bool(getattr(config, name)) for name in EVAL_EVERY_FIELDS) > 1:
         raise GanzooError("give one evaluation interval: eval-every in epochs, steps or seconds, not several")
     if not (0 < config.lr <= 1):  # Adam's step is about lr: above 1 it only overflows (1.7e38 did, in float32)

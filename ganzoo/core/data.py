@@ -3,8 +3,10 @@ and the one conversion of its uint8 images to the networks' range."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,49 @@ if TYPE_CHECKING:
 
 def default_root() -> Path:
     return Path(os.environ.get("GANZOO_DATA") or Path.home() / ".cache" / "ganzoo")
+
+
+MAX_PATH = 4096  # PATH_MAX on Linux
+
+
+def user_path(text: str, what: str) -> Path:
+    """A path from a dataset spec (``idx:PATH``, ``folder:PATH``), with ``~`` expanded (the shell
+    leaves the ~ of idx:~/x as it is); one DataError for what cannot be a path."""
+    if len(text) > MAX_PATH or "\0" in text:
+        raise DataError(f"{what} path is not usable ({len(text):,} characters; at most {MAX_PATH})")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~user of no such user
+        raise DataError(f"{what} path {text[:80]!r}: cannot expand {text.split('/')[0][:60]!r} (no such user)") from None
+
+
+_READ_ONLY: ContextVar[frozenset[str]] = ContextVar("ganzoo_read_only_roots", default=frozenset())
+
+
+@contextlib.contextmanager
+def read_only_root(root: Path | None) -> Iterator[None]:
+    """Within: ``root`` is read, never written. For a data root read from a file (a checkpoint's
+    manifest), which anyone could have edited: ganzoo creates and downloads only into paths given
+    on the command line or in the environment. Datasets ask ``may_write(root)`` before they create
+    or download anything under their root."""
+    if root is None:
+        yield
+        return
+    token = _READ_ONLY.set(_READ_ONLY.get() | {os.path.abspath(root)})
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
+
+def may_write(root: Path) -> bool:
+    """Whether a dataset may create or download files under ``root`` (see ``read_only_root``)."""
+    return os.path.abspath(root) not in _READ_ONLY.get()
+
+
+def read_only_note(root: Path) -> str:
+    return (f"{root} is the data root a checkpoint names, which ganzoo only reads (it never creates or downloads "
+            f"into a path read from a file): pass --data-root, or set GANZOO_DATA")
 
 
 def load_data(registry: Registry, spec: str, root: Path, split: str = "train", *, resolution: int = 0, channels: int = 0,

@@ -5,6 +5,23 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+MAX_SUGGESTED = 100  # names longer than this get no "did you mean" (difflib's work grows with the square of the length)
+
+
+def suggest(name: str, known: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """Known names close to ``name``, for a "did you mean"; none for a name too long to be a typo."""
+    return difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff) if len(name) <= MAX_SUGGESTED else []
+
+
+def shown(name: str, limit: int = 80) -> str:
+    """A name for an error line: its repr, cut short when it is long."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}... ({len(name):,} characters)"
+
+
+def one_line(message: object) -> str:
+    """A message on one line: errors are reported as one line each."""
+    return " / ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
 
 class GanzooError(Exception):
     """Base of every error a user can cause: bad input, missing data, broken files."""
@@ -15,10 +32,10 @@ class UnknownNameError(GanzooError):
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         known = sorted(known)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        close = suggest(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(known) if known else "none registered"
-        super().__init__(f"unknown {kind} {name!r}{hint} (known: {listing})")
+        super().__init__(f"unknown {kind} {shown(name)}{hint} (known: {listing})")
         self.kind, self.name, self.suggestions = kind, name, close
 
 

@@ -67,10 +67,11 @@ def _write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def append_line(path: Path, line: str) -> None:
-    """Append one line and fsync, so a crash loses at most the line being written.
+def open_append(path: Path) -> int:
+    """A descriptor appending to path, a regular file (created when missing).
 
-    O_NOFOLLOW: a symlink planted in place of the file is refused, never written through.
+    O_NOFOLLOW: a symlink planted in place of the file is refused, never written through; O_NONBLOCK:
+    a FIFO is refused at once instead of waiting for a reader.
     """
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
@@ -79,10 +80,18 @@ def append_line(path: Path, line: str) -> None:
         if os.path.islink(path):
             raise GanzooError(f"cannot write {path}: it is a symbolic link, which ganzoo does not follow") from None
         raise GanzooError(f"cannot write {path}: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise GanzooError(f"cannot write {path}: it is not a regular file (a {kind_of(mode)})")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line and fsync, so a crash loses at most the line being written (``open_append``)."""
+    fd = open_append(path)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise GanzooError(f"cannot write {path}: it is not a regular file (a {kind_of(mode)})")
         data = (line.rstrip("\n") + "\n").encode("utf-8")
         while data:
             data = data[os.write(fd, data):]

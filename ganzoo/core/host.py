@@ -4,6 +4,10 @@
 GANZOO_LOAD_PLUGINS and GANZOO_DISABLE_PLUGINS), plugin files, extra plugin objects, then
 registration (parts and commands). Nothing here runs at import time. Every hook is dispatched in
 the order the plugins were loaded (``Host.implementations``).
+
+Whatever a plugin raises while it is imported or registers (``SystemExit``, ``GeneratorExit``, a
+``BaseException`` of its own) makes it broken, never ends ganzoo; only ``KeyboardInterrupt`` keeps its
+meaning. An import that runs past GANZOO_PLUGIN_IMPORT_SECONDS is stopped and named the same way.
 """
 
 from __future__ import annotations
@@ -11,26 +15,22 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pluggy
 
-from ganzoo import PLUGIN_API
 from ganzoo.core import compat, hookspecs
-from ganzoo.core.errors import DuplicateNameError, PluginError
+from ganzoo.core.errors import DuplicateNameError, PluginError, one_line
+from ganzoo.core.plugin_import import check_api, import_seconds, import_time_limit, load_failure, load_plugin_file
 from ganzoo.core.registry import Registry
 
 ENTRY_POINT_GROUP = "ganzoo"
 CORE_DISTRIBUTION = "ganzoo"
 LOAD_VARIABLE = "GANZOO_LOAD_PLUGINS"  # allow-list of third-party plugins; empty: built-ins only
 DISABLE_VARIABLE = "GANZOO_DISABLE_PLUGINS"  # plugins not to load, built-ins included
-API_ATTRIBUTE = "GANZOO_PLUGIN_API"  # a plugin module's declaration of the plugin API it needs, e.g. "0.5"
 
 # registration hook -> registry kind
 REGISTRATION_HOOKS = {
@@ -141,7 +141,9 @@ class Host:
 
                 try:
                     function(register=register)
-                except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end ganzoo
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # sys.exit(), GeneratorExit, its own: the plugin is broken, ganzoo goes on
                     self._mark_broken(plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}")
 
     def _check_options(self, kind: str, part: Any) -> None:
@@ -179,7 +181,9 @@ class Host:
 
             try:
                 function(register=register)
-            except (Exception, SystemExit) as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 self._mark_broken(plugin_name, f"ganzoo_register_commands raised {type(exc).__name__}: {exc}")
 
     def group_commands(self, group: str) -> dict[str, Any]:
@@ -237,9 +241,10 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
     disables the built-in, so that the installed one loads in its place. A plugin that fails to
     import, or raises while registering, is recorded as broken (``host.broken()``) and the rest
     still load. A plugin file that cannot be imported raises PluginError: the user asked for that
-    file by name.
+    file by name. Each plugin's import may take ``GANZOO_PLUGIN_IMPORT_SECONDS`` (default 120).
     """
     environ = os.environ if environ is None else environ
+    seconds = import_seconds(environ)
     allow = _names(environ[LOAD_VARIABLE]) if LOAD_VARIABLE in environ else None
     disable = _names(environ.get(DISABLE_VARIABLE, ""))
     compat.install()  # old module paths, for plugins written against an older API
@@ -275,12 +280,14 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
             host.plugins[name] = replace(info, name=name, error=error)
             continue
         try:
-            module = ep.load()
+            with import_time_limit(seconds):
+                module = ep.load()
             check_api(module)
             host.pm.register(module, name=ep.name)
-        except (Exception, SystemExit) as exc:  # sys.exit() at import: the plugin is broken, ganzoo goes on
-            error = str(exc) if isinstance(exc, PluginError) else f"failed to load: {type(exc).__name__}: {one_line(exc)}"
-            host.plugins[ep.name] = replace(info, error=one_line(error))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # sys.exit() at import, a BaseException of its own: broken, ganzoo goes on
+            host.plugins[ep.name] = replace(info, error=one_line(load_failure(exc)))
             continue
         host.plugins[ep.name] = replace(info, hooks=_hook_names(host.pm, module))
     known = {ep.name for ep, _ in found}
@@ -288,7 +295,7 @@ def load_host(*, entry_points: bool = True, plugins: Iterable[object] = (), plug
         for name in sorted(names - known):
             host.warnings.append(f"{variable} names {name!r}, which is not an installed plugin")
     for path in plugin_files:
-        module = load_plugin_file(Path(path))
+        module = load_plugin_file(Path(path), seconds)
         try:
             check_api(module)
         except PluginError as exc:
@@ -313,31 +320,6 @@ def _version(ep: importlib.metadata.EntryPoint) -> str:
     return dist.version if dist is not None else ""
 
 
-def _api(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.\d+)?\s*", text)
-    if match is None:
-        raise ValueError(text)
-    return int(match[1]), int(match[2])
-
-
-def check_api(plugin: object) -> None:
-    """Refuse a plugin that declares (``GANZOO_PLUGIN_API = "0.6"``) a newer plugin API than this ganzoo has."""
-    wanted = getattr(plugin, API_ATTRIBUTE, None)
-    if wanted is None:
-        return
-    try:
-        needs = _api(str(wanted))
-    except ValueError:
-        raise PluginError(f"{API_ATTRIBUTE} = {wanted!r} is not a version like \"0.5\"") from None
-    if needs > _api(PLUGIN_API):
-        raise PluginError(f"needs plugin API {wanted} ({API_ATTRIBUTE}); this ganzoo has {PLUGIN_API}: upgrade ganzoo")
-
-
-def one_line(message: object) -> str:
-    """A message on one line: errors are reported as one line each."""
-    return " / ".join(line.strip() for line in str(message).splitlines() if line.strip())
-
-
 def add_plugin(host: Host, plugin: object, name: str | None = None) -> str:
     """Register a plugin object (module or instance) with the manager and return its name."""
     name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
@@ -352,26 +334,10 @@ def add_plugin(host: Host, plugin: object, name: str | None = None) -> str:
         registered = host.pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:  # e.g. a hookimpl with an argument the hook does not have
         raise PluginError(f"plugin {name!r} does not fit ganzoo's hooks: {one_line(exc)}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # pluggy reads the plugin's attributes: a property may raise anything
+        raise PluginError(f"plugin {name!r} cannot be registered: {type(exc).__name__}: {one_line(exc)}") from None
     if registered is None:
         raise PluginError(f"plugin {name!r} is blocked")
     return registered
-
-
-def load_plugin_file(path: Path) -> ModuleType:
-    """Import a plain .py file as a plugin module (``--plugin path/to/file.py``)."""
-    if not path.exists():
-        raise PluginError(f"plugin file {path} does not exist")
-    if path.suffix != ".py" or not path.is_file():
-        raise PluginError(f"plugin file {path} is not a .py file")
-    module_name = "ganzoo_local_" + re.sub(r"\W", "_", path.stem)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"cannot load plugin file {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses and pluggy look a module up by name
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        del sys.modules[module_name]
-        raise PluginError(f"cannot load plugin file {path}: {type(exc).__name__}: {one_line(exc)}") from None
-    return module

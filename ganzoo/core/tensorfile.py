@@ -27,6 +27,7 @@ FORMAT_VERSION = 1
 MANIFEST_KEY = "ganzoo"
 CHECKSUMS_KEY = "ganzoo.sha256"  # {tensor name: sha256 of its bytes}, beside the manifest; absent in files before 0.2
 HEADER_LIMIT = 100_000_000  # safetensors' own cap on the JSON header
+MAX_DIMS, MAX_SIDE = 16, 1 << 40  # a tensor's dimensions, and each one's size: far above any real one
 PICKLE_MAGICS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")  # torch.save zips, pickles
 DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
           "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
@@ -186,7 +187,8 @@ def _entries(header: dict[str, Any], data_start: int, size: int, path: Path) -> 
     for name in sorted((n for n in header if n != "__metadata__"), key=lambda n: (start_of(n), n)):
         info = header[name] if isinstance(header[name], dict) else {}
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if (not isinstance(dtype, str) or dtype not in DTYPES or not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)
+        if (not isinstance(dtype, str) or dtype not in DTYPES or not isinstance(shape, list) or len(shape) > MAX_DIMS
+                or not all(type(d) is int and 0 <= d <= MAX_SIDE for d in shape)
                 or not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)):
             raise CheckpointError(f"{path} is not a valid safetensors file: tensor {name!r} has a malformed entry")
         start, stop = offsets

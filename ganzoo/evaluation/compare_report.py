@@ -17,9 +17,10 @@ from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import json_safe, write_atomic
 from ganzoo.core.safe_read import loads_json, read_text
 from ganzoo.evaluation import convergence
-from ganzoo.evaluation.claims import ALPHA, CHANCE_BAND, cell, claim_rows, d_loss, values
+from ganzoo.evaluation.claims import ALPHA, CHANCE_BAND, cell, claim_rows, values
 from ganzoo.evaluation.metrics import mean_sd_ci, welch_t
-from ganzoo.runs import rundir
+from ganzoo.evaluation.run_metrics import run_summary
+from ganzoo.runs.schemas import read_compare_state
 
 
 def read_json(path: Path) -> Any:
@@ -67,64 +68,6 @@ def converged_text(summary: dict[str, Any], key: str) -> str:
     return f"epoch {point}" if point is not None else f"not by epoch {summary['epochs'][-1]}"
 
 
-def run_summary(run_dir: Path, features: str) -> dict[str, Any] | None:
-    records = rundir.epoch_records(run_dir)
-    if not records:
-        return None
-    evaluated = [r for r in records if "fid" in r]
-    train = rundir.read_meta(run_dir, "train")
-    g_mean = [sum(r["g_loss"]) / len(r["g_loss"]) if isinstance(r["g_loss"], list) else r["g_loss"] for r in records]
-    plateau = convergence.fid_plateau([r["fid"] for r in evaluated])
-    band = convergence.loss_band(g_mean, [r["d_loss"] for r in records])
-    # claims 1 and 3 read the epochs at and after convergence (FID plateau), or the last quarter of a run that has none
-    start = records.index(evaluated[plateau]) if plateau is not None else len(records) - max(1, math.ceil(len(records) / 4))
-    after = records[start:]
-    out: dict[str, Any] = {
-        "strategy": train.get("strategy"),
-        "n_gens": train.get("n_gens"),
-        "policy": train.get("policy"),
-        "loss": d_loss(train),
-        "epochs": [r["epoch"] for r in records],
-        "d_loss": [r["d_loss"] for r in records],
-        "g_loss": [r["g_loss"] for r in records],
-        "d_accuracy": [r["d_accuracy"] for r in records],
-        "chance": records[-1]["chance"],  # the input policy's (PolicyOutput.chance), not a formula of N
-        "eval_epochs": [r["epoch"] for r in evaluated],
-        "fid_curve": [r["fid"] for r in evaluated],
-        "kid_curve": [r["kid"] for r in evaluated],
-        "coverage_curve": [r.get("modes", r.get("classes")) for r in evaluated],
-        "d_accuracy_final": records[-1]["d_accuracy"],
-        "wall_minutes": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0) for r in records) / 60,
-        "best_fid": min((r["fid"] for r in evaluated), default=None),
-        "fid_plateau_epoch": evaluated[plateau]["epoch"] if plateau is not None else None,
-        "fid_plateau_minutes": evaluated[plateau].get("train_seconds", math.nan) / 60 if plateau is not None else None,
-        "fid_plateau_fid": evaluated[plateau]["fid"] if plateau is not None else None,
-        "loss_band_epoch": records[band]["epoch"] if band is not None else None,
-        # a run not converged by a definition could still converge from this epoch on, not before
-        "unconfirmed_from": {"fid": evaluated[-convergence.CONFIRM]["epoch"] if len(evaluated) >= convergence.CONFIRM else None,
-                             "loss": records[-convergence.CONFIRM]["epoch"] if len(records) >= convergence.CONFIRM else None},
-        "after_from": after[0]["epoch"],
-        "after_reason": "FID plateau" if plateau is not None else "last quarter (no FID plateau)",
-        "loss_gap": sum(r["loss_gap"] for r in after) / len(after),
-        "d_accuracy_after": sum(r["d_accuracy"] for r in after) / len(after),
-    }
-    extras = [r["extras"] if isinstance(r.get("extras"), dict) else {} for r in records]  # a policy's own scalars (r1, r2...)
-    if names := sorted({k for e in extras for k in e}):
-        out["extras"] = {k: [v if isinstance(v := e.get(k), int | float) and not isinstance(v, bool) else None for e in extras] for k in names}
-        out.update({f"extra_{k}_last": column[-1] for k, column in out["extras"].items()})  # extras_rows
-    final_path = run_dir / f"eval-{features}.json"
-    if final_path.exists():
-        final = read_json(final_path)
-        for key in ("fid", "kid", "precision", "recall", "density", "coverage", "classes", "class_kl", "inception_score", "modes", "modes_kl"):
-            if key in final:
-                out[f"final_{key}"] = final[key]
-        out["protocol"] = final["protocol"]
-        out["final_generators"] = final.get("generators", [])
-    samples = sorted((run_dir / "samples").glob("epoch-*.png")) if (run_dir / "samples").is_dir() else []
-    out["sample"] = str(samples[-1]) if samples else None
-    return out
-
-
 ROWS = [  # (key, label, digits)
     ("final_fid", "final FID (n_fake = final n)", 2),
     ("best_fid", "best FID over epochs (n = eval n)", 2),
@@ -165,7 +108,7 @@ def write_report(out: Path, specs: list[Any], seeds: int, settings: dict[str, An
     runs = {s.label: [r for seed in range(seeds) if (r := by_seed[s.label, seed])] for s in specs}
     strategies = {s.label: s.strategy for s in specs}
     base_label = baseline or next((s.label for s in specs if s.strategy == "sngan"), None)
-    state = read_json(out / "compare.json") if (out / "compare.json").exists() else {}
+    state = read_compare_state(out / "compare.json") if (out / "compare.json").exists() else {}
     lines = [f"# ganzoo compare: {', '.join(runs)}", ""]
     lines += [f"- command: `{state.get('command') or 'ganzoo compare ...'}`",
               f"- settings: {plural(seeds, 'seed')} ({'0' if seeds == 1 else f'0..{seeds - 1}'}), {budget_text(settings)}, "

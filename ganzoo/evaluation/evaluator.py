@@ -25,6 +25,7 @@ from ganzoo.core.digests import data_hash
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host
 from ganzoo.core.parts import ExtractorRequest, ImageData
+from ganzoo.core.safe_read import check_memory
 from ganzoo.core.tensorfile import read_tensor_file, save_tensor_file
 from ganzoo.evaluation import metrics
 
@@ -37,6 +38,17 @@ PR_K, DC_K = 3, 5
 def default_cache() -> Path:
     """$GANZOO_CACHE, else ~/.cache/ganzoo (classifier weights and real-feature files)."""
     return Path(os.environ.get("GANZOO_CACHE") or Path.home() / ".cache" / "ganzoo")
+
+
+KNN_CHUNK = 2048  # rows of a k-NN distance matrix at a time (ganzoo.evaluation.metrics)
+
+
+def scoring_bytes(n_fake: int, n_real: int, num_features: int) -> int:
+    """About the most memory scoring takes: the features (and their copies while they are gathered),
+    a chunk of k-NN distances (with cdist's and topk's work space), FID's covariances."""
+    features = 4 * num_features * 2 * (n_fake + n_real)
+    distances = 3 * 4 * KNN_CHUNK * max(n_fake, n_real)
+    return features + distances + 6 * 8 * num_features * num_features
 
 
 @dataclass
@@ -55,6 +67,8 @@ class Evaluator:
         i mod N, its own z from a generator seeded with ``seed``); per generator too when N > 1."""
         if n < 2 * len(generators):
             raise GanzooError(f"evaluating {len(generators)} generators needs at least {2 * len(generators)} samples, got {n}")
+        check_memory(scoring_bytes(n, len(self.real_features), int(self.real_features.shape[1])),
+                     f"evaluating {n:,} samples against {len(self.real_features):,} real images", hint="; lower --n (or --eval-n)")
         device = next(itertools.chain(generators.parameters(), generators.buffers())).device
         modes = [g.training for g in generators]
         generators.eval()
@@ -231,6 +245,8 @@ def _real_features(extractor: nn.Module, data: ImageData, cache: Path, tag: str,
                 save_tensor_file(path, {"features": features, **{wanted[k]: r for k, r in radii.items()}},
                                 {"tag": tag, "images": len(data.images)})
             return features.to(device), {k: r.to(device) for k, r in radii.items()}
+    check_memory(scoring_bytes(0, len(data.images), int(extractor.num_features)) + BATCH * data.images[0].numel() * 4 * 8,
+                 f"extracting the features of {len(data.images):,} real images", hint="; lower --n-real")
     log(f"extracting features of {len(data.images)} real images (cached for next time)")
     out = []
     for start in range(0, len(data.images), BATCH):

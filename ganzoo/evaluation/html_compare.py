@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.core.config import EVAL_FEATURES
-from ganzoo.core.errors import GanzooError
 from ganzoo.evaluation.claims import cell, claim_rows, values
 from ganzoo.evaluation.compare_report import (
     CONVERGENCE_KEYS,
@@ -37,16 +36,16 @@ from ganzoo.evaluation.html_parts import (
     table,
 )
 from ganzoo.evaluation.report_images import MAX_FRAMES, pick_grids, stepper_html
+from ganzoo.evaluation.run_metrics import MAX_POINTS
 from ganzoo.evaluation.svg_plot import PALETTE, Chart, line_chart
+from ganzoo.runs.schemas import read_compare_state
 
 MAX_GRIDS = 72  # sample grids in a compare page at most: with many configurations each gets fewer epochs
 SEED_DIR = re.compile(r"^seed-(\d{1,6})$")
 
 
 def compare_page(out: Path) -> str:
-    state = read_json(out / "compare.json")
-    if not isinstance(state, dict) or not isinstance(state.get("settings"), dict):
-        raise GanzooError(f"{out / 'compare.json'} is not as ganzoo compare writes it")
+    state = read_compare_state(out / "compare.json")
     settings = state["settings"]
     features = str(settings.get("features", EVAL_FEATURES))
     stored = read_json(out / "summary.json") if (out / "summary.json").is_file() else {}
@@ -163,7 +162,11 @@ def curves(runs: dict[str, list[dict[str, Any]]]) -> str:
         extras.append(line_chart(Chart(f"{name} per epoch{alone}", lines, ylabel=name)))
     seeds = max(len(rs) for rs in present.values())
     note = "Lines: mean over seeds; bands: min to max." if seeds > 1 else ""
-    return (f'<p class="muted">{note}</p><h3>Losses</h3><div class="charts">{"".join(loss_charts)}</div>'
+    long = list(dict.fromkeys(f"{label}: {'; '.join(r['thinned'])}" for label, rs in present.items() for r in rs if r.get("thinned")))
+    if long:  # more than MAX_POINTS records: drawn thinned (html_parts.RunMetrics)
+        note += (" " if note else "") + (f"Long runs are drawn with at most {MAX_POINTS:,} points a curve ({'. '.join(long)}); "
+                                         "seeds are averaged at the epochs they all draw.")
+    return (f'<p class="muted">{escape(note)}</p><h3>Losses</h3><div class="charts">{"".join(loss_charts)}</div>'
             f'<h3>D accuracy and scores</h3><div class="charts">{"".join(charts)}</div>'
             + (f"<h3>The policies' own scalars</h3><div class=\"charts\">{''.join(extras)}</div>" if extras else ""))
 

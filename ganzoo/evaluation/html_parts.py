@@ -1,5 +1,6 @@
-"""The pieces both HTML reports are made of: the page and its style, tables, numbers, the class split
-per generator and the evaluation protocol. Every string read from a file goes through escape()."""
+"""The pieces both HTML reports are made of: the page and its style, tables, numbers, what a report
+keeps of a run's metrics.jsonl (bounded, however long the run), the class split per generator and the
+evaluation protocol. Every string read from a file goes through escape()."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo import __version__
-from ganzoo.core.errors import GanzooError
 from ganzoo.core.safe_read import read_text
-from ganzoo.evaluation.compare_report import run_summary
 from ganzoo.evaluation.report_images import STEPPER_JS, stepper_css
+from ganzoo.evaluation.run_metrics import RunMetrics, not_ganzoos, read_run_metrics, run_summary
 from ganzoo.evaluation.svg_plot import PALETTE, RefLine, Series
 
 STYLE = """
@@ -133,13 +133,13 @@ def read_config(run_dir: Path) -> tuple[str, dict[str, Any]]:
     return text, data
 
 
-def summarise(run_dir: Path, features: str) -> dict[str, Any] | None:
-    """compare_report.run_summary, with a file that is not ganzoo's reported as such."""
+def summarise(run_dir: Path, features: str, metrics: RunMetrics | None = None) -> dict[str, Any] | None:
+    """run_metrics.run_summary, with a file that is not ganzoo's reported as such."""
+    metrics = metrics if metrics is not None else read_run_metrics(run_dir)
     try:
-        return run_summary(run_dir, features)
+        return run_summary(run_dir, features, metrics)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise GanzooError(f"{run_dir}: metrics.jsonl or an eval-*.json is not as ganzoo writes it "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise not_ganzoos(run_dir, exc) from None
 
 
 def generator_color(i: int) -> str:
@@ -164,13 +164,19 @@ def chance_lines(chances: Sequence[tuple[str, float, str]], note: str = "") -> l
 
 def over_seeds(label: str, runs: Sequence[dict[str, Any]], x_key: str, y_of: Any, **style: str) -> Series | None:
     """The mean over runs per x, with the min-max band when there are several runs (the shortest run
-    sets the length, as in the markdown report's figures)."""
+    sets the length, as in the markdown report's figures). Runs whose x differ (a long run's curves are
+    thinned, one stride per run) are matched by x: the points are the x values all of them have."""
     series = [(r[x_key], y_of(r)) for r in runs if r.get(x_key)]
     if not series:
         return None
     length = min(len(x) for x, _ in series)
     x = list(series[0][0][:length])
-    columns = list(zip(*(y[:length] for _, y in series)))
+    if all(list(xs[:length]) == x for xs, _ in series[1:]):
+        columns = list(zip(*(y[:length] for _, y in series)))
+    else:
+        points = [dict(zip(xs, y)) for xs, y in series]
+        x = [v for v in dict.fromkeys(series[0][0]) if all(v in p for p in points[1:])]
+        columns = [tuple(p[v] for p in points) for v in x]
     def clean(col: Sequence[Any]) -> list[float]:
         return [float(v) for v in col if isinstance(v, int | float) and math.isfinite(v)]
     mean = [sum(c) / len(c) if (c := clean(col)) else None for col in columns]

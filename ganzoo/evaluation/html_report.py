@@ -4,6 +4,7 @@ directory (curves as inline SVG, sample grids as inline PNG, tables), written at
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -28,6 +29,7 @@ from ganzoo.evaluation.html_parts import (
     table,
 )
 from ganzoo.evaluation.report_images import pick_grids, stepper_html
+from ganzoo.evaluation.run_metrics import MAX_EXTRAS, MAX_POINTS, RunMetrics, read_run_metrics
 from ganzoo.evaluation.svg_plot import PALETTE, Chart, Series, line_chart
 from ganzoo.runs import rundir
 
@@ -84,14 +86,14 @@ def eval_files(run_dir: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: list[dict[str, Any]] = ()) -> str:
+def curve_charts(metrics: RunMetrics, summary: dict[str, Any]) -> str:
     """Losses, D accuracy with the policy's chance level, the policy's own scalars (extras) when it logs
-    any, and FID, KID and coverage when evaluated; FID over training time when ``timed`` (every evaluated
-    record) holds evaluations made inside epochs (by steps or time)."""
-    epochs = summary["epochs"]
+    any, and FID, KID and coverage when evaluated; FID over training time when evaluations were made
+    inside epochs (by steps or time). A long run's curves are thinned (RunMetrics), and say so."""
+    epochs, rows, evaluated = summary["epochs"], metrics.rows.items(), metrics.evaluated.items()
     n_gens = len(summary["g_loss"][0]) if summary["g_loss"] and isinstance(summary["g_loss"][0], list) else 0
     losses = [Series("D", epochs, summary["d_loss"], color=PALETTE[0]),
-              Series("mean G" if n_gens > 1 else "G", epochs, [r.get("g_loss_mean") for r in records], color=PALETTE[1])]
+              Series("mean G" if n_gens > 1 else "G", epochs, [r.get("g_loss_mean") for r in rows], color=PALETTE[1])]
     if n_gens > 1:
         losses += [Series(f"G{i + 1}", epochs, [g[i] for g in summary["g_loss"]], color=generator_color(i), dash="4 3")
                    for i in range(n_gens)]
@@ -103,51 +105,61 @@ def curve_charts(records: list[dict[str, Any]], summary: dict[str, Any], timed: 
         only = next(iter(extras)) if len(extras) == 1 else ""  # a lone series gets no legend: the title names it
         charts.append(line_chart(Chart(f"{only} per epoch (the policy's own scalar)" if only else "The policy's own scalars per epoch",
                                        [Series(name, epochs, values) for name, values in extras.items()], ylabel=only or "value")))
-    evaluated = [r for r in records if "fid" in r]
     if evaluated:
         x = summary["eval_epochs"]
         fid = [Series("all generators", x, summary["fid_curve"], color=PALETTE[0])]
-        per = [r.get("fid_per_generator") or [] for r in evaluated]
-        if n_gens > 1 and all(len(p) == n_gens for p in per):
+        if n_gens > 1 and metrics.fid_lengths == {n_gens}:  # every evaluation scored each generator
+            per = [r["fid_per_generator"] for r in evaluated]
             fid += [Series(f"G{i + 1} alone", x, [p[i] for p in per], color=generator_color(i), dash="4 3") for i in range(n_gens)]
         charts.append(line_chart(Chart("FID per epoch", fid, ylabel="FID")))
         charts.append(line_chart(Chart("KID per epoch", [Series("KID", x, summary["kid_curve"])], ylabel="KID")))
-        what = "modes" if any("modes" in r for r in evaluated) else "classes"
+        what = "modes" if metrics.modes else "classes"
         charts.append(line_chart(Chart(f"{what} covered per epoch", [Series(what, x, summary["coverage_curve"])], ylabel=what)))
-    if len(timed) > 1 and any(r.get("partial") for r in timed):  # evaluated inside epochs: by steps or time
-        minutes = [r["train_seconds"] / 60 for r in timed]
-        charts.append(line_chart(Chart("FID over training time", [Series("FID", minutes, [r["fid"] for r in timed])],
+    if metrics.timed.count > 1 and metrics.timed_partial:  # evaluated inside epochs: by steps or time
+        timed = metrics.timed.items()
+        charts.append(line_chart(Chart("FID over training time", [Series("FID", [s / 60 for s, _ in timed], [f for _, f in timed])],
                                        xlabel="minutes of training", ylabel="FID")))
-    return f'<div class="charts">{"".join(charts)}</div>'
+    notes = []
+    if thinned := metrics.thinned():
+        notes.append(f"A long run: at most {MAX_POINTS:,} points a curve, so the curves draw {'; '.join(thinned)} "
+                     "(all are in metrics.jsonl).")
+    if metrics.more_extras:
+        notes.append(f"The policy logs more than {MAX_EXTRAS} scalars of its own: the first {MAX_EXTRAS} by name are shown.")
+    note = f'<p class="muted">{escape(" ".join(notes))}</p>' if notes else ""
+    return f'{note}<div class="charts">{"".join(charts)}</div>'
 
 
-def epoch_table(records: list[dict[str, Any]], extras: dict[str, list[Any]] | None = None) -> str:
-    """The numbers behind the curves, one row per record; extras: the policy's own scalars, a column each."""
+def epoch_table(metrics: RunMetrics, extras: Sequence[str] = ()) -> str:
+    """The numbers behind the curves, one row per epoch's record (the last MAX_TABLE_ROWS of a longer run,
+    with a note saying so); extras: the names of the policy's own scalars, a column each."""
+    records = list(metrics.table)
     n_gens = max((len(r["g_loss"]) for r in records if isinstance(r.get("g_loss"), list)), default=0)
     gens = [f"G{i + 1} loss" for i in range(n_gens)] if n_gens > 1 else []
-    extras = extras or {}
     header = ["epoch", "D loss", "mean G loss", *gens, "D accuracy", *extras, "FID", "KID", "classes/modes", "seconds"]
     rows = []
-    for i, r in enumerate(records):
+    for r in records:
         g = r.get("g_loss") if isinstance(r.get("g_loss"), list) else []
+        own = r.get("extras", {})
         rows.append([r.get("epoch"), r.get("d_loss"), r.get("g_loss_mean"), *(g[:n_gens] if gens else []), r.get("d_accuracy"),
-                     *(significant(column[i]) for column in extras.values()), r.get("fid"), r.get("kid"), r.get("modes", r.get("classes")),
-                     r.get("seconds")])
-    return table(header, rows)
+                     *(significant(v if isinstance(v := own.get(name), int | float) and not isinstance(v, bool) else None) for name in extras),
+                     r.get("fid"), r.get("kid"), r.get("modes", r.get("classes")), r.get("seconds")])
+    left_out = metrics.rows.count - len(records)
+    note = (f'<p class="muted">The last {len(records):,} of {metrics.rows.count:,} epochs: the first {left_out:,} are left out '
+            "here (metrics.jsonl has them all).</p>") if left_out > 0 else ""
+    return note + table(header, rows)
 
 
-def generators_of(evals: dict[str, dict[str, Any]], records: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+def generators_of(evals: dict[str, dict[str, Any]], metrics: RunMetrics) -> tuple[str, list[dict[str, Any]]]:
     """Per-generator scores: the final evaluation's, else the last evaluated epoch's."""
     for features, result in evals.items():
         if isinstance(result.get("generators"), list) and result["generators"]:
             return f"final evaluation ({features})", result["generators"]
-    for r in reversed(records):
-        fids = r.get("fid_per_generator")
-        if isinstance(fids, list) and len(fids) > 1:
-            hists = r.get("class_histogram_per_generator") or [None] * len(fids)
-            covered = r.get("classes_per_generator") or r.get("modes_per_generator") or [None] * len(fids)
-            gens = [{"fid": f, "classes": c, **({"class_histogram": h} if h else {})} for f, c, h in zip(fids, covered, hists)]
-            return f"epoch {r.get('epoch')} (evaluated during training)", gens
+    if r := metrics.generators:
+        fids = r["fid_per_generator"]
+        hists = r.get("class_histogram_per_generator") or [None] * len(fids)
+        covered = r.get("classes_per_generator") or r.get("modes_per_generator") or [None] * len(fids)
+        gens = [{"fid": f, "classes": c, **({"class_histogram": h} if h else {})} for f, c, h in zip(fids, covered, hists)]
+        return f"epoch {r.get('epoch')} (evaluated during training)", gens
     return "", []
 
 
@@ -158,8 +170,9 @@ def run_page(run_dir: Path) -> str:
     meta = config.get("meta", {}) if isinstance(config.get("meta"), dict) else {}
     evals = eval_files(run_dir)
     features = EVAL_FEATURES if EVAL_FEATURES in evals else next(iter(evals), EVAL_FEATURES)
-    summary = summarise(run_dir, features)
-    records = rundir.epoch_records(run_dir)
+    metrics = read_run_metrics(run_dir)
+    summary = summarise(run_dir, features, metrics)
+    last = metrics.last
     resolved = run_dir.resolve()
     name = "/".join(resolved.parts[-2:]) if re.match(r"^seed-\d+$", resolved.name) else resolved.name  # compare's runs/<label>/seed-<s>
     facts = [f"strategy <b>{escape(str(settings.get('strategy', meta.get('strategy', '?'))))}</b>"
@@ -172,28 +185,26 @@ def run_page(run_dir: Path) -> str:
         facts.append("no finished epoch yet: nothing to plot")
     else:
         final = evals.get(features, {})
-        whole = len(records) - bool(records[-1].get("partial"))  # a run stopped inside an epoch ends with that epoch's record
-        facts.append(f"{plural(whole, 'epoch')} finished" + (f" and part of epoch {fmt(records[-1].get('epoch'))}" if whole < len(records) else "")
-                     + f" (step {fmt(records[-1].get('step'))})"
+        whole = metrics.rows.count - bool(last.get("partial"))  # a run stopped inside an epoch ends with that epoch's record
+        facts.append(f"{plural(whole, 'epoch')} finished" + (f" and part of epoch {fmt(last.get('epoch'))}" if whole < metrics.rows.count else "")
+                     + f" (step {fmt(last.get('step'))})"
                      + (f"; final FID {fmt(final.get('fid'), 2)} ({escape(features)} features)" if "fid" in final else "")
                      + (f"; best FID during training {fmt(summary['best_fid'], 2)}" if summary.get("best_fid") is not None else ""))
-        timed = [r for r in rundir.read_metrics(run_dir) if "fid" in r and "train_seconds" in r]
-        sections.append(("curves", "Curves", curve_charts(records, summary, timed)))
+        sections.append(("curves", "Curves", curve_charts(metrics, summary)))
     several = isinstance(settings.get("n_gens"), int) and settings["n_gens"] > 1
     note = ". Rows: one block per generator, generator 1 on top." if several else "."
     sections.append(("samples", "Sample grids", stepper_html("run", name, pick_grids(run_dir), note=note)))
     if evals:
         rows = [[key, *(result.get(key) for result in evals.values())] for key in FINAL_KEYS if any(key in r for r in evals.values())]
         sections.append(("final", "Final evaluation", table(["metric", *evals], rows)))
-    source, generators = generators_of(evals, records)
+    source, generators = generators_of(evals, metrics)
     if len(generators) > 1:
         sections.append(("split", "How the generators share the work",
                          f'<p class="muted">From the {escape(source)}.</p>' + class_split([(name, generators)])))
-    if records:
-        sections.append(("epochs", "Numbers per epoch", epoch_table(records, (summary or {}).get("extras"))))
+    if last is not None:
+        sections.append(("epochs", "Numbers per epoch", epoch_table(metrics, list((summary or {}).get("extras", {})))))
     protocols = [(f"final ({k})", v["protocol"]) for k, v in evals.items() if isinstance(v.get("protocol"), dict)]
-    training = next((r["eval_protocol"] for r in reversed(records) if isinstance(r.get("eval_protocol"), dict)), None)
-    if training:
+    if training := metrics.protocol:
         protocols.append(("during training", training))
     sections.append(("config", "Configuration", code(config_text) if config_text else '<p class="muted">No config.toml.</p>'))
     sections.append(("protocol", "Evaluation protocol", protocol_table(protocols)))

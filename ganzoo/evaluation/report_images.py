@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 from dataclasses import dataclass
 from html import escape
@@ -38,16 +39,19 @@ class Grids:
     unreadable: int = 0
 
 
-def sample_files(run_dir: Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of run_dir/samples/epoch-NNNN.png, by epoch; symlinks and other files are ignored."""
+def sample_files(run_dir: Path) -> list[tuple[int, str]]:
+    """(epoch, file name) of run_dir/samples/epoch-NNNN.png, by epoch; symlinks and other files are ignored.
+    Names, not paths, and no stat per file where the file system gives the type: a run of many epochs
+    has many grids."""
     folder = run_dir / "samples"
     if not folder.is_dir() or folder.is_symlink():
         return []
     found = []
-    for path in folder.iterdir():
-        match = EPOCH_FILE.match(path.name)
-        if match and not path.is_symlink() and path.is_file():
-            found.append((int(match.group(1)), path))
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = EPOCH_FILE.match(entry.name)
+            if match and not entry.is_symlink() and entry.is_file():
+                found.append((int(match.group(1)), entry.name))
     return sorted(found)
 
 
@@ -98,9 +102,9 @@ def pick_grids(run_dir: Path, cap: int = MAX_FRAMES) -> Grids:
     files = sample_files(run_dir)
     frames, unreadable = [], 0
     for index in evenly_spaced(len(files), cap):
-        epoch, path = files[index]
+        epoch, name = files[index]
         try:
-            frames.append(Frame(epoch, *png_uri(path)))
+            frames.append(Frame(epoch, *png_uri(run_dir / "samples" / name)))
         except GanzooError:
             unreadable += 1  # one broken grid should not cost the whole report
     return Grids(frames, len(files), unreadable)

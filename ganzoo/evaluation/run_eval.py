@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ganzoo.core.data import read_only_root
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import json_safe, write_atomic
 from ganzoo.core.host import Host
@@ -30,14 +31,16 @@ def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str |
     check_seed(seed)
     generators, manifest = load_generators(host, run, device, weights)
     config = manifest["config"]
-    root = data_root or (Path(config["data_root"]) if config.get("data_root") else None)
+    saved_root = Path(config["data_root"]) if config.get("data_root") and not data_root else None  # read, never written
+    root = data_root or saved_root
     dataset = reference or config["dataset"]
     if n is None:
         n = host.registry.get("dataset", dataset.partition(":")[0]).eval_samples
     features = features_for(host, config["dataset"], features)
-    evaluator = build_evaluator(host, dataset, features=features, split=split, n_real=n_real, data_root=root, retrain=retrain,
-                                device=resolve_device(device), log=log, progress=progress,
-                                image_shape=tuple(int(d) for d in manifest["image_shape"]))
+    with read_only_root(saved_root):
+        evaluator = build_evaluator(host, dataset, features=features, split=split, n_real=n_real, data_root=root, retrain=retrain,
+                                    device=resolve_device(device), log=log, progress=progress,
+                                    image_shape=tuple(int(d) for d in manifest["image_shape"]))
     result = evaluator(generators, n=n, seed=seed, z_dim=int(config["z_dim"]), progress=progress)
     result["protocol"].update(step=manifest.get("step"), strategy=manifest.get("strategy"), weights=manifest["weights"])
     if save:

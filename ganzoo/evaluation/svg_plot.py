@@ -83,7 +83,13 @@ def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> l
 
 
 def tick_text(value: float, step: float) -> str:
-    if abs(value) >= 1e5 or (value != 0 and abs(value) < 1e-3):
+    """A tick's label: the digits the step needs; "20k" on an axis whose step is 10,000 or more (the epochs
+    of a long run), "2M" where it is a million or more; very large or small values as 1e+12 (but whole
+    numbers a step of 1 or more apart in full: epochs 100,010 to 100,050 are not all "1e+05")."""
+    for size, suffix, least in ((1e6, "M", 1e6), (1e3, "k", 1e4)):
+        if least <= step and abs(value) < 1e12:
+            return f"{value / size:.0f}{suffix}" if value else "0"
+    if (abs(value) >= 1e5 and not (step >= 1 and abs(value) < 1e12)) or (value != 0 and abs(value) < 1e-3):
         return f"{value:.2g}"
     digits = max(0, -math.floor(math.log10(step))) if step > 0 else 0
     return f"{value:.{digits}f}"

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ganzoo.core.errors import CheckpointError
+from ganzoo.core.schema import check
 from ganzoo.core.tensorfile import TensorFile, open_tensor_file, read_tensor_file
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -28,11 +29,25 @@ def manifest_fields(where: str = "") -> Iterator[None]:
 
 
 def open_checkpoint(path: Path) -> TensorFile:
-    """Open a checkpoint (a file, or a run directory's checkpoint.safetensors) and check its header."""
+    """Open a checkpoint (a file, or a run directory's checkpoint.safetensors) and check its header
+    and its manifest (``ganzoo.runs.schemas.CHECKPOINT_MANIFEST``) before anything uses them."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
-    return open_tensor_file(path)
+    file = open_tensor_file(path)
+    try:
+        check_manifest(file.manifest, str(path))
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def check_manifest(manifest: dict[str, Any], where: str) -> dict[str, Any]:
+    """Refuse a checkpoint manifest whose fields are not what ganzoo writes (one line, exit 2)."""
+    from ganzoo.runs.schemas import CHECKPOINT_MANIFEST
+
+    return check(manifest, CHECKPOINT_MANIFEST, f"{where}: the manifest", CheckpointError)
 
 
 def read_checkpoint(path: Path, check: Callable[[dict[str, torch.Tensor], dict[str, Any]], None] | None = None
@@ -59,15 +74,19 @@ def module_fits(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.T
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    wrong = [k for k in expected if k in state and (state[k].shape, state[k].dtype) != (expected[k].shape, expected[k].dtype)]
     if missing or unexpected or wrong:
         detail = (
             f"missing {missing[:3]}" if missing
             else f"unexpected {unexpected[:3]}" if unexpected
-            else f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, the model needs {tuple(expected[wrong[0]].shape)}"
+            else f"{wrong[0]} is {_words(state[wrong[0]])}, the model needs {_words(expected[wrong[0]])}"
         )
         raise CheckpointError(f"checkpoint tensors do not fit the architecture ({prefix}: {detail})")
     return state
+
+
+def _words(tensor: torch.Tensor) -> str:
+    return f"{str(tensor.dtype).removeprefix('torch.')} of shape {tuple(tensor.shape)}"
 
 
 def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:

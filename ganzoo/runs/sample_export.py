@@ -1,6 +1,14 @@
 """Raw sample export for the tools people score with (clean-fid, torch-fidelity): a folder of PNGs
 or one .npz of uint8 arrays, written chunk by chunk so that memory stays bounded, and moved into
-place only when complete."""
+place only when complete.
+
+The export writes to a hidden temp beside the target, ``.NAME.tmp-PID-XXXXXXXX`` (a folder for
+png-dir, a file for npz; PID is the writing process, XXXXXXXX eight random hex digits), and holds
+an ``flock`` on it while it writes; replacing an earlier png-dir export moves that one aside into
+``.NAME.old-PID-XXXXXXXX`` for the moment of the swap. A temp whose process is gone (killed with
+SIGKILL, say) is removed by the next export to the same target (``remove_stale_temps``). Under
+``stop_cleanly_on_signals`` (what ``ganzoo sample`` runs under), SIGINT and SIGTERM remove the temp
+before the process ends."""
 
 from __future__ import annotations
 
@@ -8,11 +16,10 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -20,11 +27,12 @@ from numpy.lib import format as npy_format
 from ganzoo import __version__
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.safe_read import kind_of
+from ganzoo.runs.export_temps import MANIFEST, lock, new_temp, remove_stale_temps, signals_deferred
 from ganzoo.runs.images import png_bytes
 from ganzoo.runs.sampling import CHUNK, Draw, Progress, check_out_folder, check_seed
 
-MANIFEST = "samples.json"
 FORMATS = ("png-dir", "npz")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ def export_samples(draw: Draw, run_dir: Path, out: Path, *, fmt: str, count: int
     check_seed(seed)
     out = Path(out)
     check_out_folder(out)
+    remove_stale_temps(out)  # before the disk check: what a killed export left takes space
     c, h, w = draw.image_shape
     total = count * len(draw.indices)
     _check_disk(out.parent, total * c * h * w + (total * 100 if fmt == "png-dir" else 0))
@@ -127,11 +136,10 @@ def _write_png_dir(draw: Draw, out: Path, info: dict[str, Any], count: int, seed
             what = "a folder that is not a ganzoo sample export" if stat.S_ISDIR(mode) else f"a {kind_of(mode)}"
             raise GanzooError(f"cannot write {out}: it exists and is {what}; choose another --out")
         replacing = True
+    tmp, held = None, -1
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as exc:
-        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
-    try:
+        with signals_deferred():  # made and known here at once, so that a signal removes it
+            tmp, held = new_temp(out, "tmp", _locked_folder)
         files, owners = [], []
         file_mode = _new_mode(0o666)
         for generator, start, images in _images(draw, count, seed, chunk, progress):
@@ -144,22 +152,43 @@ def _write_png_dir(draw: Draw, out: Path, info: dict[str, Any], count: int, seed
         _write_new(tmp / MANIFEST, (json.dumps(info, indent=1) + "\n").encode(), file_mode)
         os.chmod(tmp, _new_mode(0o777))
         _fsync_dir(tmp)
-        if replacing:
-            _swap_in(tmp, out)
-        else:
-            os.rename(tmp, out)  # fails, rather than merging, if something appeared there meanwhile
-        _fsync_dir(out.parent)
+        with signals_deferred():  # a signal now waits until the export is in place (or failed to be)
+            if replacing:
+                _swap_in(tmp, out)
+            else:
+                os.rename(tmp, out)  # fails, rather than merging, if something appeared there meanwhile
+            _fsync_dir(out.parent)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_folder(tmp)
         raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_folder(tmp)
         raise
+    finally:
+        if held >= 0:
+            os.close(held)
+
+
+def _locked_folder(path: Path) -> int:
+    """Make the folder path (only ours may enter it) and return a descriptor holding an flock on it."""
+    os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except BaseException:
+        os.rmdir(path)
+        raise
+    lock(fd)
+    return fd
+
+
+def _remove_folder(path: Path | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
     """Move the earlier export at out aside, the new one in, then delete the earlier one (or put it back)."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    aside, _ = new_temp(out, "old", _made_folder)
     try:
         os.replace(out, aside / "previous")
         try:
@@ -170,6 +199,10 @@ def _swap_in(tmp: Path, out: Path) -> None:
     finally:
         if os.path.lexists(out):  # kept hidden beside it only if neither export could be put in place
             shutil.rmtree(aside, ignore_errors=True)
+
+
+def _made_folder(path: Path) -> None:
+    os.mkdir(path, 0o700)
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -196,13 +229,12 @@ def _write_npz(draw: Draw, out: Path, info: dict[str, Any], count: int, seed: in
         raise GanzooError(f"cannot write {out}: it exists and is not a regular file (a {kind_of(mode)})")
     c, h, w = draw.image_shape
     total = count * len(draw.indices)
+    tmp, fd = None, -1
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
-    try:
+        with signals_deferred():  # made and known here at once, so that a signal removes it
+            tmp, fd = new_temp(out, "tmp", _locked_file)
         os.fchmod(fd, mode & 0o7777 if mode is not None else _new_mode(0o666))
-        with os.fdopen(fd, "wb") as file:
+        with os.fdopen(fd, "wb", closefd=False) as file:  # fd, and its flock, are let go of last
             with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
                 with archive.open("images.npy", "w", force_zip64=True) as member:
                     header = {"descr": "|u1", "fortran_order": False, "shape": (total, h, w, c)}
@@ -213,14 +245,25 @@ def _write_npz(draw: Draw, out: Path, info: dict[str, Any], count: int, seed: in
                 _add_array(archive, "metadata", np.array(json.dumps(info)))
             file.flush()
             os.fsync(file.fileno())
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
+        with signals_deferred():  # a signal now waits until the export is in place (or failed to be)
+            os.replace(tmp, out)
+            _fsync_dir(out.parent)
     except OSError as exc:
         _unlink(tmp)
         raise GanzooError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
         _unlink(tmp)
         raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _locked_file(path: Path) -> int:
+    """Create the file path (never an existing one, never through a link) and return its descriptor, holding an flock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    lock(fd)
+    return fd
 
 
 def _add_array(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
@@ -228,8 +271,9 @@ def _add_array(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
         npy_format.write_array(member, array, allow_pickle=False)
 
 
-def _unlink(path: str) -> None:
+def _unlink(path: Path | None) -> None:
     try:
-        os.unlink(path)
+        if path is not None:
+            os.unlink(path)
     except FileNotFoundError:
         pass

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ganzoo.core.data import to_unit
-from ganzoo.core.errors import GanzooError
+from ganzoo.core.errors import CheckpointError, GanzooError
 from ganzoo.core.files import write_atomic
 from ganzoo.core.host import Host
 from ganzoo.core.safe_read import check_memory
@@ -135,6 +135,18 @@ class Draw:
             yield made.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
 
 
+def made_shape(generator: torch.nn.Module, z_dim: int) -> tuple[int, ...]:
+    """The (C, H, W) of the images a generator makes: one image drawn in eval mode (no state changes)."""
+    device = next(generator.parameters()).device
+    mode = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            return tuple(generator(torch.zeros(1, z_dim, device=device)).shape[1:])
+    finally:
+        generator.train(mode)
+
+
 def open_draw(host: Host, run_dir: Path, *, generator: int | None = None, device: str = "cpu",
               weights: str = "auto") -> Draw:
     """Load a run's generators for sampling; ``generator`` (1-based) picks one of them."""
@@ -147,6 +159,10 @@ def open_draw(host: Host, run_dir: Path, *, generator: int | None = None, device
         z_dim = int(manifest["config"]["z_dim"])
         image_shape = tuple(int(d) for d in manifest["image_shape"])
         z_columns = 1 if manifest["config"].get("shared_z", True) else n
+    made = made_shape(generators[picked[0]], z_dim)
+    if made != image_shape:  # exports size their files by it: trust the images, never the manifest alone
+        raise CheckpointError(f"{run_dir}: the manifest's image_shape is {list(image_shape)}, but the generators make "
+                              f"{'x'.join(map(str, made))} images")
     return Draw(torch.nn.ModuleList([generators[i] for i in picked]), picked, z_dim, z_columns, image_shape, manifest)
 
 

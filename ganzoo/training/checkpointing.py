@@ -66,15 +66,20 @@ def save(trainer: Any) -> None:
     distributed.barrier(world)
 
 
-def write(trainer: Any) -> Path:
-    """Write checkpoint.safetensors (and, with keep_last > 1, the keep_last newest under checkpoints/)."""
+def checkpoint_tensors(trainer: Any) -> dict[str, torch.Tensor]:
+    """Every tensor a checkpoint holds: the run's state and what plugins add (``ganzoo_add_checkpoint_tensors``)."""
     tensors = trainer.tensors()
     extra: dict[str, torch.Tensor] = {}
     trainer.notify("ganzoo_add_checkpoint_tensors", tensors=extra)
     taken = sorted(set(extra) & set(tensors))
     if taken:
         raise PluginError(f"a plugin's checkpoint tensors use names the trainer's state uses: {', '.join(taken[:3])}")
-    every = {**tensors, **extra}
+    return {**tensors, **extra}
+
+
+def write(trainer: Any) -> Path:
+    """Write checkpoint.safetensors (and, with keep_last > 1, the keep_last newest under checkpoints/)."""
+    every = checkpoint_tensors(trainer)
     bad = first_non_finite(every)
     if bad is not None:
         raise NonFiniteError(f"not saving step {trainer.state.step}: tensor {bad!r} holds NaN or infinite values; "

@@ -17,23 +17,33 @@ from ganzoo.training import distributed
 MAX_ROLLBACKS = 3
 
 
-def non_finite(metrics: dict[str, Any], modules: tuple[torch.nn.Module, ...]) -> list[str]:
-    """What is not finite: the metrics by name, or a weight or buffer of the modules (one host sync per device)."""
+def non_finite(metrics: dict[str, Any], tensors: dict[str, torch.Tensor]) -> list[str]:
+    """What is not finite: the metrics by name, or the first tensor by name (one host sync per device)."""
     values = {**{k: v for k, v in metrics.items() if isinstance(v, float)}, **metrics.get("extras", {}),
               **{f"g_loss[{i}]": v for i, v in enumerate(metrics.get("g_loss", []))}}
     bad = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
-    if not bad:
-        tensors = {f"{i}.{name}": t for i, m in enumerate(modules) for name, t in (*m.named_parameters(), *m.named_buffers())}
-        if first_non_finite(tensors) is not None:
-            bad = ["a generator or discriminator weight or buffer is NaN or infinite"]
+    if not bad and (name := first_non_finite(tensors)) is not None:
+        bad = [f"tensor {name!r}"]
     return bad
 
 
-def finite_or_rolled_back(trainer: Any, metrics: dict[str, Any]) -> bool:
-    """True when the metrics and weights are finite. Otherwise, with on_nan = "rollback" (and fewer
-    than 3 rollbacks), roll back and return False; else raise NonFiniteError. Under torchrun every
-    rank takes the same branch."""
-    bad = non_finite(metrics, tuple(trainer.state.modules().values()))
+def watched(trainer: Any, whole: bool) -> dict[str, torch.Tensor]:
+    """The tensors the guard looks at: the networks' weights and buffers at a logging point (cheap,
+    and where a NaN shows first); before a checkpoint, everything it would hold (optimizer moments,
+    the sample z, plugins' tensors such as EMA weights), so that a non-finite state is never saved."""
+    if whole:
+        from ganzoo.training.checkpointing import checkpoint_tensors
+
+        return checkpoint_tensors(trainer)
+    return {f"{prefix}.{name}": t for prefix, m in trainer.state.modules().items()
+            for name, t in (*m.named_parameters(), *m.named_buffers())}
+
+
+def finite_or_rolled_back(trainer: Any, metrics: dict[str, Any], whole: bool = False) -> bool:
+    """True when the metrics and the watched tensors (``watched``) are finite. Otherwise, with
+    on_nan = "rollback" (and fewer than 3 rollbacks), roll back and return False; else raise
+    NonFiniteError. Under torchrun every rank takes the same branch."""
+    bad = non_finite(metrics, watched(trainer, whole))
     if distributed.any_rank(int(bool(bad)), trainer.world, trainer.device) and not bad:
         bad = ["another rank's batch-norm statistics"]
     if not bad:

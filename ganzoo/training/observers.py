@@ -2,7 +2,8 @@
 order, then the run's own observers (each plugin's ``ganzoo_run_observers``, in load order), then the
 observers the caller handed to the run (the command line's progress bar, the Python API's callback).
 
-A plugin that raises (or calls ``sys.exit``) in a hook is named in a PluginError. Under torchrun,
+A plugin that raises (or calls ``sys.exit``) in a hook is named in a PluginError; a failure in the
+middle of an epoch's end is reported at the next observer hook (``Dispatch.defer``). Under torchrun,
 ranks other than 0 skip the hooks that observe the run (``WRITER_HOOKS``), and only rank 0 has
 observers. An observer's ``close()``, when it has one, is called when the run's session ends,
 however it ends.
@@ -15,7 +16,7 @@ from typing import Any
 
 from ganzoo.core import hookspecs
 from ganzoo.core.compat import LEGACY_HOOKS
-from ganzoo.core.errors import PluginError
+from ganzoo.core.errors import PluginError, one_line
 from ganzoo.core.host import Host, Implementation
 
 # Hooks that observe a run; under torchrun only rank 0 (the writer) calls them.
@@ -61,6 +62,14 @@ class Dispatch:
         self.host, self.writer = host, writer
         self.observers: list[tuple[str, object, dict[str, Implementation]]] = []
         self._calls: dict[str, list[Implementation]] = {}
+        self.deferred: PluginError | None = None
+
+    def defer(self, error: PluginError) -> None:
+        """Report a plugin's failure at the next observer hook where the run's state is whole
+        (``trainer.consistent``), not now: for a failure in the middle of an epoch's end (the sample
+        grid's weights), which must finish, its checkpoint included, so that the run stops with a
+        checkpoint of that step. Until then no plugin answers ``first``."""
+        self.deferred = self.deferred or error
 
     def add(self, plugin: str, observer: object) -> None:
         """Add a run observer (an object with hook methods); ``plugin`` names it in errors."""
@@ -87,8 +96,11 @@ class Dispatch:
             if callable(closing):
                 try:
                     closing()
-                except Exception as exc:  # noqa: BLE001  (reported after the others are closed)
-                    failed = failed or PluginError(f"plugin {plugin!r} raised in its run observer's close(): {type(exc).__name__}: {exc}")
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # sys.exit() too; reported after the others are closed
+                    failed = failed or PluginError(f"plugin {plugin!r} raised in its run observer's close(): "
+                                                   f"{type(exc).__name__}: {one_line(exc)}")
         if failed is not None:
             raise failed
 
@@ -100,7 +112,11 @@ class Dispatch:
         return self._calls[hook]
 
     def notify(self, hook: str, trainer: Any, **kwargs: Any) -> None:
-        """Call every implementation of an observer hook (and, after it, its pre-0.3 name)."""
+        """Call every implementation of an observer hook (and, after it, its pre-0.3 name); first
+        raise a deferred failure, once the run's state is whole."""
+        if self.deferred is not None and getattr(trainer, "consistent", True):
+            error, self.deferred = self.deferred, None
+            raise error
         if hook in WRITER_HOOKS and not self.writer:
             return
         arguments = {"trainer": trainer, **kwargs}
@@ -111,7 +127,7 @@ class Dispatch:
 
     def first(self, hook: str, trainer: Any, **kwargs: Any) -> tuple[str, Any] | None:
         """(plugin, answer) of the first answer that is not None to a firstresult hook, in dispatch order."""
-        if hook in WRITER_HOOKS and not self.writer:
+        if self.deferred is not None or (hook in WRITER_HOOKS and not self.writer):
             return None
         arguments = {"trainer": trainer, **kwargs}
         for call in self.calls(hook):
@@ -128,4 +144,4 @@ class Dispatch:
             raise
         except BaseException as exc:  # SystemExit, GeneratorExit, a BaseException of the plugin's own: all contained
             step = getattr(getattr(trainer, "state", None), "step", 0)
-            raise PluginError(f"plugin {call.plugin!r} raised in {hook} at step {step}: {type(exc).__name__}: {exc}") from None
+            raise PluginError(f"plugin {call.plugin!r} raised in {hook} at step {step}: {type(exc).__name__}: {one_line(exc)}") from None

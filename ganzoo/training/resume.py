@@ -46,6 +46,8 @@ def check_restorable(checkpoint: TensorFile, state: RunState) -> tuple[dict[str,
     spec = expected_state(state)
     check_manifest_counters(manifest, where)
     check_state(checkpoint.meta(), spec, where)  # the header only: no data read yet
+    if "rng.z" not in checkpoint.entries:
+        raise CheckpointError(f"{where}: tensor 'rng.z' is missing")
     tensors = checkpoint.read()
     check_state(tensors, spec, where)
     check_finite(tensors, ("",), where)

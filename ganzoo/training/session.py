@@ -24,6 +24,7 @@ import torch
 from ganzoo import __version__
 from ganzoo.core.compose import refuse_resume_changes, resumed_config
 from ganzoo.core.config import TrainConfig
+from ganzoo.core.data import read_only_root
 from ganzoo.core.errors import GanzooError, PluginError
 from ganzoo.core.host import Host
 from ganzoo.runs import rundir
@@ -98,7 +99,9 @@ class Session:
                 if writer:
                     rundir.create(run_dir)  # a run folder whose samples/ went missing gets it back
                 world = distributed.join(resolve_device(config.device))
-                trainer = Trainer(config, host, run_dir, log=log, world=world, observers=observers, make_evaluator=make_evaluator)
+                saved_root = Path(config.data_root) if config.data_root and "data_root" not in changes else None
+                with read_only_root(saved_root):  # the data root a checkpoint names is read, never written
+                    trainer = Trainer(config, host, run_dir, log=log, world=world, observers=observers, make_evaluator=make_evaluator)
                 session = cls(trainer, run_dir, resumed=True, command=command, malloc_tuned=tuned)
                 session._lock = lock
                 trainer.load_checkpoint(checkpoint)
@@ -144,7 +147,7 @@ class Session:
             return self.last_checkpoint()
         try:  # looked at, never rolled back: a failure is no time to reload the state
             metrics = trainer.state.meter.read(trainer.world)
-            if trainer.step and not nan_guard.non_finite(metrics, tuple(trainer.state.modules().values())):
+            if trainer.step and not nan_guard.non_finite(metrics, nan_guard.watched(trainer, whole=True)):
                 trainer.save_checkpoint()
                 return f"checkpoint saved at step {trainer.step}; {self.resume_hint()}"
         except Exception:  # the plugin may fail again while saving: the last checkpoint stays

@@ -219,7 +219,7 @@ class Trainer:
                 elif evaluate:  # a record of the epoch so far, with the evaluation, and a checkpoint
                     record = self._end_epoch(partial=True, evaluate=True)
                 elif (every and state.step % every == 0) or stopping:
-                    if not self.finite(state.meter.read(self.world)):
+                    if not self.finite(state.meter.read(self.world), whole=True):
                         continue  # never save a non-finite state; rolled back instead
                     self.save_checkpoint()
                 if stopping and not self.done():
@@ -275,10 +275,11 @@ class Trainer:
             self.stop_signal = agreed
         return bool(agreed)
 
-    def finite(self, metrics: dict[str, Any]) -> bool:
-        """Check metrics and weights for NaN/Inf (at logging points only: it syncs). True when all
-        is finite; else, with on_nan = "rollback", roll back and return False, or raise NonFiniteError."""
-        return nan_guard.finite_or_rolled_back(self, metrics)
+    def finite(self, metrics: dict[str, Any], whole: bool = False) -> bool:
+        """Check metrics and weights for NaN/Inf (at logging points only: it syncs), and with ``whole``
+        (before a checkpoint) every tensor the checkpoint would hold. True when all is finite; else,
+        with on_nan = "rollback", roll back and return False, or raise NonFiniteError."""
+        return nan_guard.finite_or_rolled_back(self, metrics, whole)
 
     def observers(self, plugin: str) -> list[object]:
         """This run's observers that a plugin made (``ganzoo_run_observers``), e.g. the ema plugin's averages."""
@@ -309,7 +310,7 @@ class Trainer:
         if not partial:
             state.epoch += 1
         metrics = meter.read(self.world)
-        if not self.finite(metrics):
+        if not self.finite(metrics, whole=True):
             return None
         record = {
             "epoch": state.epoch if not partial else state.epoch + 1,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ganzoo.core.data import may_write, read_only_note
 from ganzoo.core.digests import md5
 from ganzoo.core.errors import DataError
 from ganzoo.core.parts import ImageData
@@ -63,6 +64,8 @@ def _files(split: str) -> list[str]:
 def load_cifar10(argument: str | None, root: Path, split: str) -> ImageData:
     py_folder, bin_folder = root / "cifar-10-batches-py", root / "cifar-10-batches-bin"
     if not py_folder.is_dir() and not bin_folder.is_dir():
+        if not may_write(root):
+            raise DataError(f"CIFAR-10 not found: tried {py_folder} and {bin_folder}; {read_only_note(root)}")
         try:  # torchvision's downloader only: its CIFAR10 class would unpickle the batches unchecked
             import torchvision.datasets
             from torchvision.datasets import utils

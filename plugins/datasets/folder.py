@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo import __version__
+from ganzoo.core.data import default_root, may_write, user_path
 from ganzoo.core.errors import DataError, GanzooError
 from ganzoo.core.files import write_atomic
 from ganzoo.core.safe_read import loads_json, read_text
@@ -164,12 +165,17 @@ def prepare(spec_path: str, root: Path, *, resolution: int = 0, channels: int = 
         raise DataError(f"resolution must be between 8 and {MAX_RESOLUTION} px, got {resolution}")
     if channels not in (0, 1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
-    folder = check_folder(Path(spec_path).expanduser())  # the shell leaves the ~ of folder:~/x as it is
+    folder = check_folder(user_path(spec_path, "folder:"))
     directory = cache_dir(root, folder, resolution, channels)
     listing = scan(folder)
     manifest = None if rebuild else read_manifest(directory)
     if manifest is not None and manifest["listing"] == listing.digest():
         return directory, manifest, False
+    if not may_write(root):  # a data root read from a checkpoint: its cache is read there, built only in the default root
+        directory = cache_dir(default_root(), folder, resolution, channels)
+        manifest = None if rebuild else read_manifest(directory)
+        if manifest is not None and manifest["listing"] == listing.digest():
+            return directory, manifest, False
     if not listing.files:
         raise _no_images(folder, listing)
     try:

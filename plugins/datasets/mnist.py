@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import stat
 from pathlib import Path
 
 import torch
 
+from ganzoo.core.data import may_write, read_only_note, user_path
 from ganzoo.core.digests import gunzipped_md5, md5
 from ganzoo.core.errors import DataError
 from ganzoo.core.idx import read_idx
@@ -154,6 +156,8 @@ def _load_torchvision_idx(class_name: str, root: Path, split: str, extra: list[t
     tried = [f"a torchvision-layout copy in {local[0][1]}", *(f"a {label} {folder}" for label, folder in local[1:])]
     tried += [label for label, _ in extra]
     try:
+        if not may_write(root):
+            raise DataError(read_only_note(root))
         _torchvision_download(class_name, root)
     except Exception as exc:
         tried.append(f"torchvision's download to {root} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
@@ -177,11 +181,15 @@ def load_fashion(argument: str | None, root: Path, split: str) -> ImageData:
 
 
 def load_idx_folder(argument: str | None, root: Path, split: str) -> ImageData:
-    folder = Path(argument or "").expanduser()
-    if not folder.is_dir():
-        if folder.exists():
-            raise DataError(f"idx:{folder} is a file; idx:PATH takes the folder that holds the IDX files (idx:{folder.parent})")
-        raise DataError(f"idx dataset folder not found: {folder}")
+    folder = user_path(argument or "", "idx:")
+    try:
+        mode = os.stat(folder).st_mode
+    except FileNotFoundError:
+        raise DataError(f"idx dataset folder not found: {folder}") from None
+    except OSError as exc:  # a name too long, a folder we may not enter
+        raise DataError(f"cannot read idx dataset folder {str(folder)[:200]}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(mode):
+        raise DataError(f"idx:{folder} is a file; idx:PATH takes the folder that holds the IDX files (idx:{folder.parent})")
     if _find(folder, FILES[split][0]) is not None:
         data, verified = _read_pair(folder, split, None)
         return ImageData(data.images, data.labels, f"IDX folder {folder}")

@@ -8,7 +8,11 @@ its fixed-z sample grid.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
 from pathlib import Path
+from typing import Any
 
 from ganzoo import hookimpl
 from ganzoo.core.errors import GanzooError
@@ -60,6 +64,67 @@ def _scalars(writer, tag: str, metrics: dict, step: int) -> None:
         writer.add_scalar(f"{tag}/{name}", value, step)
 
 
+# -- the writer's background thread --------------------------------------------------------------
+# SummaryWriter writes events from a thread of its own (tensorboard's _AsyncWriterThread). When a
+# write fails (a full disk), that thread keeps the exception, which the next add_*/flush() raises in
+# the run's thread (and ganzoo reports in one line), and then re-raises it, so that Python's
+# threading.excepthook would also print a traceback. The writer threads of this plugin are kept
+# here, and their exceptions are not printed: they reach the user through the run's thread.
+
+_quiet_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_opening: list[set[threading.Thread]] = []  # the threads there were before each SummaryWriter being made now
+_inside = threading.local()
+
+
+def _quiet(thread: threading.Thread) -> bool:
+    if thread in _quiet_threads:
+        return True
+    # one that fails while its SummaryWriter is being made (a disk full from the start), before it is known here
+    return type(thread).__module__.startswith("tensorboard.") and any(thread not in before for before in list(_opening))
+
+
+def _quiet_excepthook(args: Any) -> None:
+    if args.thread is not None and _quiet(args.thread):
+        return
+    previous = _quiet_excepthook.previous  # type: ignore[attr-defined]
+    if getattr(_inside, "active", False):  # a hook installed after this one that calls this one back
+        previous = threading.__excepthook__
+    _inside.active = True
+    try:
+        previous(args)
+    finally:
+        _inside.active = False
+
+
+def _open_quietly(folder: str, purge_step: int | None) -> Any:
+    """A SummaryWriter on folder whose writer threads fail without a traceback on stderr."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    if threading.excepthook is not _quiet_excepthook:  # (pytest, for one, swaps the hook per test)
+        _quiet_excepthook.previous = threading.excepthook  # type: ignore[attr-defined]
+        threading.excepthook = _quiet_excepthook
+    before = set(threading.enumerate())
+    _opening.append(before)
+    try:
+        return SummaryWriter(folder, purge_step=purge_step)
+    finally:
+        for thread in set(threading.enumerate()) - before:
+            if type(thread).__module__.startswith("tensorboard."):  # its _AsyncWriterThread
+                _quiet_threads.add(thread)
+        _opening.remove(before)
+
+
+def _close(writer: Any) -> None:
+    """Flush and close writer; a write that failed in its thread is raised here (after closing), not lost."""
+    try:
+        writer.close()  # flushes first, raising a failure of the writer thread before it closes anything
+    except BaseException:
+        for file_writer in list((getattr(writer, "all_writers", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                file_writer.close()  # stops the (failed) thread and lets go of the file
+        raise
+
+
 class Logger:
     """One run's TensorBoard writer: opened when the run starts, closed when it ends."""
 
@@ -67,12 +132,10 @@ class Logger:
         self.writer = None
 
     def ganzoo_on_train_start(self, trainer):
-        from torch.utils.tensorboard import SummaryWriter
-
         # purge_step drops the events a killed run logged after its last checkpoint (steps > trainer.step),
         # so that curves do not fold back; the checkpoint's own step stays
         folder = value_of(trainer.config, FOLDER)
-        self.writer = SummaryWriter(folder, purge_step=trainer.step + 1 if trainer.step else None)
+        self.writer = _open_quietly(folder, trainer.step + 1 if trainer.step else None)
 
     def ganzoo_on_step_end(self, trainer, step):
         if self.writer is not None and step % trainer.config.log_every == 0 and trainer.latest:
@@ -105,6 +168,6 @@ class Logger:
 
     def close(self):
         """The run's session ended, however it ended (a signal, an error): the events go to disk."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            _close(writer)
