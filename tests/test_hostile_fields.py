@@ -20,9 +20,19 @@ import pytest
 import torch
 
 from ganzoo.compare.jobs import state_document
-from tests.test_hostile import TINY, VICTIM_TEXT, Case, base_run, check, copy_run, doctor, make_victim, plant, resume, run_selected
-
-assert base_run  # the fixture, imported for this module's cases
+from tests.test_hostile import (
+    TINY,
+    VICTIM_TEXT,
+    Case,
+    base_run,  # noqa: F401  (the fixture the cases copy and damage)
+    check,
+    copy_run,
+    doctor,
+    make_victim,
+    plant,
+    resume,
+    run_selected,
+)
 
 CASES: dict[str, dict] = {}
 
@@ -39,7 +49,7 @@ def names(family: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(request, base_run, tmp_path_factory):
+def outcomes(request, base_run, tmp_path_factory):  # noqa: F811  (base_run: the imported fixture)
     return run_selected(request, CASES, base_run, tmp_path_factory)
 
 

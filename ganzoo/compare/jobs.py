@@ -26,7 +26,6 @@ STATE = "compare.json"
 # Options compare sets itself for every run; a spec may not set them.
 OWNED = {"--seed", "--epochs", "--steps", "--minutes", "--out", "--resume", "--dataset", "--eval-every", "--eval-n",
          "--eval-features", "--limit-data", "--quiet", "--json", "--config", "--resolution", "--channels"}
-STATE_BYTES = 16 << 20  # a compare.json is a few kB
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ganzoo.compare.jobs import Job, eval_argv, evaluated, finished, finished_epochs, log_path, train_argv
 from ganzoo.core.errors import GanzooError
-from ganzoo.core.files import append_line, open_append
+from ganzoo.core.files import open_append
 from ganzoo.runs import rundir
 
 
@@ -34,9 +34,12 @@ class Children:
         self._live: set[subprocess.Popen] = set()
 
     def call(self, argv: list[str], log_path: Path, env: dict[str, str]) -> int:
-        append_line(log_path, f"$ {shlex.join(argv)}")  # never through a planted link, never into a FIFO
-        log = open_append(log_path)
+        log = open_append(log_path)  # never through a planted link, never into a FIFO
         try:
+            try:
+                os.write(log, f"$ {shlex.join(argv)}\n".encode())
+            except OSError as exc:
+                raise GanzooError(f"cannot write {log_path}: {exc.strerror or exc}") from None
             with self._lock:
                 if self.stop.is_set():
                     return 130

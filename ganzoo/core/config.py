@@ -126,7 +126,7 @@ def parse_interval(text: str | int) -> dict[str, Any]:
         raise GanzooError(f"eval-every must be K (epochs), Ksteps, Ks or Km (training time), e.g. 2, 500steps, 60s; got {text!r}")
     number, unit = match.group(1), match.group(2)
     if len(number) > 20:  # float() of 400 nines is inf, and int(inf) an OverflowError
-        raise GanzooError(f"eval-every {_short(text)} is not a number ganzoo can use (at most 20 digits)")
+        raise GanzooError(f"eval-every {shown(text, 40)} is not a number ganzoo can use (at most 20 digits)")
     amount = float(number)
     fields: dict[str, Any] = {"eval_every": 0, "eval_every_steps": 0, "eval_every_seconds": 0.0}
     if unit in ("", "epoch", "epochs", "step", "steps") and amount != int(amount):
@@ -152,10 +152,6 @@ def check_intervals(settings: Mapping[str, Any]) -> None:
         value = settings.get(key, 0)
         if value and not lo <= value <= hi:
             raise GanzooError(f"eval-every in {unit} must be between {lo:g} and {hi:g} (or 0: never), got {value:g}")
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def make_config(strategy: str, *layers: Mapping[str, Any]) -> TrainConfig:

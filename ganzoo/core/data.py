@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ganzoo.core.environment import MAX_PATH
 from ganzoo.core.errors import DataError
 from ganzoo.core.parts import ImageData
 from ganzoo.core.registry import Registry
@@ -20,9 +21,6 @@ if TYPE_CHECKING:
 
 def default_root() -> Path:
     return Path(os.environ.get("GANZOO_DATA") or Path.home() / ".cache" / "ganzoo")
-
-
-MAX_PATH = 4096  # PATH_MAX on Linux
 
 
 def user_path(text: str, what: str) -> Path:

@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Mapping
 
-from ganzoo.core.errors import GanzooError
+from ganzoo.core.errors import GanzooError, shown
 from ganzoo.core.safe_read import kind_of
 
 FOLDERS = ("GANZOO_DATA", "GANZOO_CACHE")
@@ -28,11 +28,18 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
             check_folder_variable(name, value)
     tuning = environ.get("GANZOO_MALLOC_TUNING")
     if tuning is not None and tuning not in ("0", "1"):
-        raise GanzooError(f"GANZOO_MALLOC_TUNING must be 0 or 1, got {_short(tuning)}")
+        raise GanzooError(f"GANZOO_MALLOC_TUNING must be 0 or 1, got {shown(tuning)}")
     parent = environ.get("GANZOO_STOP_WITH_PARENT")
-    if parent and not (parent.isascii() and parent.isdigit() and 1 < int(parent) < 1 << 22):
+    if parent:
+        parent_pid(parent)
+
+
+def parent_pid(value: str) -> int:
+    """GANZOO_STOP_WITH_PARENT's process id (``ganzoo.training.runtime.stop_with_parent`` uses it)."""
+    if not (value.isascii() and value.isdigit() and 1 < int(value) < 1 << 22):
         raise GanzooError(f"GANZOO_STOP_WITH_PARENT must be the process id of the ganzoo compare that started this run "
-                          f"(it sets it), got {_short(parent)}")
+                          f"(it sets it), got {shown(value)}")
+    return int(value)
 
 
 def check_folder_variable(name: str, value: str) -> None:
@@ -45,11 +52,7 @@ def check_folder_variable(name: str, value: str) -> None:
     except FileNotFoundError:
         return
     except (OSError, ValueError) as exc:
-        raise GanzooError(f"{name}={_short(value)} cannot be used: {getattr(exc, 'strerror', None) or exc}") from None
+        raise GanzooError(f"{name}={shown(value)} cannot be used: {getattr(exc, 'strerror', None) or exc}") from None
     if not stat.S_ISDIR(mode):
         kind = "file" if stat.S_ISREG(mode) else kind_of(mode)
-        raise GanzooError(f"{name}={_short(value)} is not a folder (a {kind}); it names where ganzoo keeps its files")
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+        raise GanzooError(f"{name}={shown(value)} is not a folder (a {kind}); it names where ganzoo keeps its files")

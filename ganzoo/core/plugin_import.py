@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from ganzoo import PLUGIN_API
-from ganzoo.core.errors import GanzooError, PluginError, one_line
+from ganzoo.core.errors import GanzooError, PluginError, one_line, shown
 
 IMPORT_SECONDS_VARIABLE = "GANZOO_PLUGIN_IMPORT_SECONDS"  # how long one plugin's import may take
 IMPORT_SECONDS = 120.0
@@ -48,8 +48,7 @@ def import_seconds(environ: Mapping[str, str]) -> float:
     except ValueError:
         seconds = math.nan
     if not 0 < seconds <= 1e9:  # NaN fails too; more than 1e9 overflows the timer
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        raise GanzooError(f"{IMPORT_SECONDS_VARIABLE} must be a positive number of seconds (at most 1e9), got {shown!r}")
+        raise GanzooError(f"{IMPORT_SECONDS_VARIABLE} must be a positive number of seconds (at most 1e9), got {shown(text, 60)}")
     return seconds
 
 

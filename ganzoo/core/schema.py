@@ -12,7 +12,8 @@ A schema is built from the classes below: ``Int(1, 256)``, ``Num()``, ``Str()``,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from ganzoo.core.errors import GanzooError
@@ -232,39 +233,20 @@ class MapOf(Spec):
         return f"an object of {self.value}"
 
 
-@dataclass
-class Checked:
-    """The outcome of ``problem``: where a value does not fit (a dotted path) and what was expected."""
-
-    field: str
-    expected: str
-    found: str = field(default="")
-
-
-def problem(value: Any, spec: Spec) -> Checked | None:
-    """Where ``value`` first fails ``spec``, or None when it fits."""
-    found = spec.fits(value)
-    if found is None:
-        return None
-    path, expected = found
-    return Checked(path.lstrip("."), expected, _describe(_at(value, path)))
-
-
 def check(value: Any, spec: Spec, where: str, error: type[GanzooError] = SchemaError) -> Any:
     """Return ``value`` when it fits ``spec``; else raise ``error``: "WHERE: field F is X; expected Y"."""
-    found = problem(value, spec)
+    found = spec.fits(value)
     if found is None:
         return value
-    name = f"field {found.field!r}" if found.field else "the document"
-    if found.expected == "present":
+    path, expected = found
+    name = f"field {path.lstrip('.')!r}" if path else "the document"
+    if expected == "present":
         raise error(f"{where}: {name} is missing")
-    raise error(f"{where}: {name} is {found.found}; expected {found.expected}")
+    raise error(f"{where}: {name} is {_describe(_at(value, path))}; expected {expected}")
 
 
 def _at(value: Any, path: str) -> Any:
     """The value at a path that ``fits`` returned (".a.b[2].c"), or a marker when it cannot be followed."""
-    import re
-
     for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
         key, index = part
         try:

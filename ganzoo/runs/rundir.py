@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ import tomli_w
 
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.files import append_line, json_safe, write_atomic
-from ganzoo.core.safe_read import MAX_METRICS_BYTES, kind_of, loads_json, read_text
+from ganzoo.core.safe_read import MAX_METRICS_BYTES, kind_of, loads_json, open_regular, read_text
 from ganzoo.core.schema import check as check_fields
 from ganzoo.core.tensorfile import read_manifest
 from ganzoo.runs.checkpoint import CHECKPOINT
+from ganzoo.runs.schemas import METRICS_RECORD
 
 CONFIG = "config.toml"
 METRICS = "metrics.jsonl"
@@ -92,9 +94,40 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of metrics.jsonl; a torn line (a crash mid-append) is skipped, a record whose
-    fields are not what ganzoo writes (``ganzoo.runs.schemas.METRICS_RECORD``) is refused."""
-    return _records(_metrics_text(run_dir), Path(run_dir) / METRICS)
+    """The records of metrics.jsonl (``iter_metrics``)."""
+    return list(iter_metrics(run_dir))
+
+
+def iter_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """The records of metrics.jsonl one at a time, read line by line (memory bounded by the longest
+    line, not by the file: ``ganzoo report`` keeps only part of each); a torn line (a crash
+    mid-append) is skipped, a record whose fields are not what ganzoo writes
+    (``ganzoo.runs.schemas.METRICS_RECORD``) is refused in one line naming the line."""
+    path = Path(run_dir) / METRICS
+    if not os.path.lexists(path):
+        return
+    fd = open_regular(path, "metrics file", follow=False)
+    with os.fdopen(fd, "rb") as file:
+        left = os.fstat(fd).st_size  # what read_text would read: lines appended meanwhile wait for the next report
+        if left > MAX_METRICS_BYTES:
+            raise GanzooError(f"metrics file {path} is {left:,} bytes; ganzoo reads at most {MAX_METRICS_BYTES:,}")
+        number = 0
+        while left > 0:
+            try:
+                raw = file.readline(left)
+            except OSError as exc:
+                raise GanzooError(f"cannot read metrics file {path}: {exc.strerror or exc}") from None
+            if not raw:
+                break
+            left -= len(raw)
+            for line in raw.decode("utf-8", errors="replace").splitlines():  # "\r" and the like end a line, as in _records
+                number += 1
+                try:
+                    record = loads_json(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield check_fields(record, METRICS_RECORD, f"{path} line {number}")
 
 
 def epoch_records(run_dir: Path) -> list[dict[str, Any]]:
@@ -114,27 +147,13 @@ def _metrics_text(run_dir: Path) -> str:
     return read_text(path, "metrics file", MAX_METRICS_BYTES, follow=False)
 
 
-def _records(text: str, path: Path) -> list[dict[str, Any]]:
-    from ganzoo.runs.schemas import METRICS_RECORD
-
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        try:
-            record = loads_json(line)  # a line nested too deeply is malformed like a torn one
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(check_fields(record, METRICS_RECORD, f"{path} line {number}"))
-    return records
-
-
 def trim_metrics(run_dir: Path, max_step: int) -> None:
     """Keep only the well-formed records up to max_step (what the checkpoint has seen)."""
     if max_step < 0:
         raise GanzooError(f"cannot trim {Path(run_dir) / METRICS} to step {max_step}")
     path = Path(run_dir) / METRICS
     old = _metrics_text(run_dir)
-    kept = [r for r in _records(old, path) if isinstance(r.get("step"), int) and r["step"] <= max_step]
+    kept = [r for r in iter_metrics(run_dir) if isinstance(r.get("step"), int) and r["step"] <= max_step]
     text = "".join(json.dumps(r) + "\n" for r in kept)
     if text != old:
         write_atomic(path, text.encode())
@@ -242,38 +261,3 @@ def checkpoint_step(run_dir: Path) -> int | None:
 
 def sample_path(run_dir: Path, epoch: int) -> Path:
     return run_dir / SAMPLES / f"epoch-{epoch:04d}.png"
-
-
-def iter_metrics(run_dir: Path):  # yields dict[str, Any]
-    """The records of metrics.jsonl one at a time, read line by line, for readers that keep only part of
-    each (``ganzoo report``): memory bounded by the longest line, not by the file. The same records as
-    read_metrics: the same size cap, lines numbered as there, torn lines skipped and every record
-    checked against ``ganzoo.runs.schemas.METRICS_RECORD`` (the same one-line error)."""
-    from ganzoo.core.safe_read import open_regular
-    from ganzoo.runs.schemas import METRICS_RECORD
-
-    path = Path(run_dir) / METRICS
-    if not os.path.lexists(path):
-        return
-    fd = open_regular(path, "metrics file", follow=False)
-    with os.fdopen(fd, "rb") as file:
-        left = os.fstat(fd).st_size  # what read_text would read: lines appended meanwhile wait for the next report
-        if left > MAX_METRICS_BYTES:
-            raise GanzooError(f"metrics file {path} is {left:,} bytes; ganzoo reads at most {MAX_METRICS_BYTES:,}")
-        number = 0
-        while left > 0:
-            try:
-                raw = file.readline(left)
-            except OSError as exc:
-                raise GanzooError(f"cannot read metrics file {path}: {exc.strerror or exc}") from None
-            if not raw:
-                break
-            left -= len(raw)
-            for line in raw.decode("utf-8", errors="replace").splitlines():  # "\r" and the like end a line, as in _records
-                number += 1
-                try:
-                    record = loads_json(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    yield check_fields(record, METRICS_RECORD, f"{path} line {number}")

@@ -14,6 +14,7 @@ import os
 import platform
 import signal
 
+from ganzoo.core.environment import parent_pid
 from ganzoo.core.errors import GanzooError
 
 M_TRIM_THRESHOLD = -1
@@ -45,8 +46,7 @@ def stop_with_parent() -> None:
     parent = os.environ.get(name)
     if not parent or platform.system() != "Linux":
         return
-    if not (parent.isascii() and parent.isdigit() and 1 < int(parent) < 1 << 22):
-        raise GanzooError(f"{name} must be the process id of the ganzoo compare that started this run (it sets it), got {parent!r}")
+    parent_pid(parent)  # a process id, or one line
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:

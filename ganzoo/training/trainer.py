@@ -32,8 +32,16 @@ from ganzoo.runs.images import grid, png_bytes, sample_blocks
 from ganzoo.runs.models import build_generators, resolve_device
 from ganzoo.training import checkpointing, distributed, nan_guard
 from ganzoo.training.batches import Batches
-from ganzoo.training.build import (architecture_for, build_calls, build_discriminators, build_optimizers, check_image_size, check_run,
-                                   one_or_dict, training_images)
+from ganzoo.training.build import (
+    architecture_for,
+    build_calls,
+    build_discriminators,
+    build_optimizers,
+    check_image_size,
+    check_run,
+    one_or_dict,
+    training_images,
+)
 from ganzoo.training.clock import crossed
 from ganzoo.training.distributed import World
 from ganzoo.training.meter import Meter
