@@ -14,6 +14,7 @@ work is running. Sections (docs/performance.md explains each target):
     memory       peak memory of a training step, per configuration (CPU: a process each)
     reference    time per MNIST epoch against a typical public DCGAN script (benchmarks/reference_dcgan.py)
     folders      folder:PATH: preparing against ImageFolder, the pipeline's share at 64 px, peak RSS (benchmarks/folder_bench.py)
+    conditional  a class-conditional step (--conditional; acgan) against the unconditional one of the same strategy
 
     python benchmarks/bench.py                 # everything, about 15 minutes on 2 cores
     python benchmarks/bench.py --quick         # a seconds-long smoke run (CI)
@@ -47,7 +48,7 @@ from ganzoo.core.host import load_host  # noqa: E402
 from ganzoo.training.runtime import tune_malloc  # noqa: E402
 from ganzoo.training.trainer import Trainer  # noqa: E402
 
-SECTIONS = ("startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders")
+SECTIONS = ("startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders", "conditional")
 GPU_SECTIONS = ("overhead", "generators", "throughput", "memory")  # benchmarks/gpu_check.sh
 MNIST_IMAGES = 60_000
 
@@ -238,6 +239,20 @@ class Bench:
 
         for what, measured, ratio in folder_bench.rows(self, self.args.quick):
             self.row("folders", what, measured, ratio)
+
+    def conditional(self) -> None:
+        """Labels drawn with the batch, conditional batch norm in G, a projection D (or AC-GAN's class head)."""
+        cases = [("sngan", {}, "sngan"), ("psg", {"n_gens": 2}, "psg N=2")]
+        if not self.args.quick:
+            cases.append(("acgan", {}, "acgan"))
+        for strategy, settings, label in cases:
+            plain = self.trainer("sngan" if strategy == "acgan" else strategy, options={"loss": "bce"} if strategy == "acgan" else None,
+                                 **settings)
+            conditioned = self.trainer(strategy, conditional=True, **settings)
+            t_cond, t_plain, ratio = self.paired(conditioned.advance, plain.advance)
+            against = "sngan with bce" if strategy == "acgan" else "unconditional"
+            self.row("conditional", f"{label}: conditional / {against} step", f"{ms(t_cond)} vs {ms(t_plain)}",
+                     f"{ratio:.3f} (target <= 1.10)")
 
     def run(self) -> None:
         print(machine_line(), flush=True)

@@ -7,8 +7,8 @@ loads nothing else: no torch, no plugins, no import hooks.
 
 import pluggy
 
-__version__ = "0.5.0"
-PLUGIN_API = "0.5.0"  # the plugin contract's version; a plugin may declare the one it needs (GANZOO_PLUGIN_API = "0.5")
+__version__ = "0.6.0"
+PLUGIN_API = "0.6.0"  # the plugin contract's version; a plugin may declare the one it needs (GANZOO_PLUGIN_API = "0.5")
 
 hookimpl = pluggy.HookimplMarker("ganzoo")
 

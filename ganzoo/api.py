@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ganzoo.core.compose import new_config
 from ganzoo.core.environment import check_environment
@@ -30,7 +31,7 @@ from ganzoo.evaluation.in_training import training_evaluator
 from ganzoo.evaluation.run_eval import evaluate_run
 from ganzoo.runs import rundir
 from ganzoo.runs.checkpoint import check_manifest
-from ganzoo.runs.sampling import check_seed, open_draw
+from ganzoo.runs.sampling import check_seed, open_draw, pick_classes
 from ganzoo.training.session import Session, stop_on_signals
 
 
@@ -132,21 +133,30 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def sample(run_dir: str | Path, n: int = 64, *, generator: int | None = None, seed: int = 0, weights: str = "auto",
-           device: str = "cpu", host: Host | None = None) -> np.ndarray:
+           device: str = "cpu", classes: str | int | None = None, host: Host | None = None) -> np.ndarray:
     """``n`` samples per generator as uint8 (generators, n, H, W, C); ``generator`` (1-based) picks
     one. The same images as ``ganzoo sample --seed`` draws; ``weights``: auto (a saved average such
-    as EMA when the run has one), raw, or a set's name."""
+    as EMA when the run has one), raw, or a set's name.
+
+    A class-conditional run gives (generators, classes, n, H, W, C): ``classes`` picks them as
+    ``ganzoo sample --class`` does (a label, a name, a comma list, "all"; None: every class), in
+    that order; sample i of every class has the same z."""
     check_seed(seed)
     if not 1 <= n <= 1_000_000:
         raise GanzooError(f"n must be between 1 and 1000000, got {n}")
     draw = open_draw(_host(host), Path(run_dir), generator=generator, device=device, weights=weights)
+    labels = pick_classes(draw, None if classes is None else str(classes))
     # the chunks, then their copy in one array: twice the images' bytes
-    check_memory(2 * n * len(draw.indices) * math.prod(draw.image_shape), f"drawing {n} samples per generator", hint="; lower n")
-    blocks = []
-    for position in range(len(draw.indices)):
-        images = np.concatenate([chunk.numpy() for chunk in draw.chunks(position, n, seed)])
-        blocks.append(images.transpose(0, 2, 3, 1))
-    return np.stack(blocks)
+    check_memory(2 * n * max(1, len(labels)) * len(draw.indices) * math.prod(draw.image_shape),
+                 f"drawing {n} samples per generator{' and class' if labels else ''}", hint="; lower n")
+
+    def images(position: int, label: int | None) -> np.ndarray:
+        asked = None if label is None else torch.full((n,), label, dtype=torch.long)
+        return np.concatenate([chunk.numpy() for chunk in draw.chunks(position, n, seed, labels=asked)]).transpose(0, 2, 3, 1)
+
+    if not labels:
+        return np.stack([images(position, None) for position in range(len(draw.indices))])
+    return np.stack([np.stack([images(position, label) for label in labels]) for position in range(len(draw.indices))])
 
 
 def evaluate(run_dir: str | Path, *, n: int | None = None, features: str | None = None, split: str = "test", seed: int = 0,

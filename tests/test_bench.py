@@ -20,7 +20,7 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--markdown", str(table)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    every = {"startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders"}
+    every = {"startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders", "conditional"}
     for section in every:
         assert f"[{section}]" in done.stdout
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ") and not line.startswith("| section")]
@@ -42,6 +42,8 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     shares = [float(m) for m in re.findall(r"input pipeline at 64 px \((?:dcgan64|resnet64), batch 64\).*?\| ([\d.]+)% \(goal", table.read_text())]
     assert len(shares) == 2 and all(0 <= s < 100 for s in shares)
     assert re.search(r"peak RSS, training on 3,000 images .* \| \d+ MiB vs \d+ MiB \| \+-?[\d.]+ GiB", table.read_text())
+    conditional = [float(m) for m in re.findall(r"(?:sngan|psg N=2): conditional / unconditional step \| [\d.]+ ms vs [\d.]+ ms \| ([\d.]+) \(target", table.read_text())]
+    assert len(conditional) == 2 and all(0.3 < r < 3 for r in conditional)
 
 
 @pytest.mark.slow  # three short trainings with evaluations: about a minute on 2 cores

@@ -251,21 +251,25 @@ def test_a_later_export_removes_the_temps_of_dead_exports_and_nothing_else(tiny_
             return
         path.mkdir()
         for file, text in files.items():
+            (path / file).parent.mkdir(exist_ok=True)
             (path / file).write_text(text)
 
-    stale = [f".s.npz.tmp-{dead.pid}-0123abcd", f".pngs.tmp-{dead.pid}-0123abcd"]
+    stale = [f".s.npz.tmp-{dead.pid}-0123abcd", f".pngs.tmp-{dead.pid}-0123abcd", f".pngs.tmp-{dead.pid}-0a0a0a0a"]
     plant(stale[0])
     plant(stale[1], {"g1-000000.png": "png", "g2-000003.png": "png", "samples.json": "{}"})
+    plant(stale[2], {"3/g1-000000.png": "png", "cat/g2-000001.png": "png", "samples.json": "{}"})  # a conditional run's, by class
     kept = [
         f".s.npz.tmp-{os.getpid()}-0123abcd", f".s.npz.tmp-{alive.pid}-0123abcd",  # alive
         f".s.npz.tmp-{dead.pid}-0123ABCD", f".s.npz.tmp-{dead.pid}-0123abc", f".s.npz.tmp-x{dead.pid}-0123abcd",
         f".s.npz.tmp-{dead.pid}-0123abcd.tmp", ".s.npz.0123abcd.tmp", f"s.npz.tmp-{dead.pid}-0123abcd",  # not our names
         f".other.npz.tmp-{dead.pid}-0123abcd",  # another target's
+        f".pngs.tmp-{dead.pid}-0b0b0b0b",  # a class subfolder holding a file no export writes
         f".pngs.tmp-{dead.pid}-fedcba98",  # a folder holding a file no export writes
         f".pngs.old-{dead.pid}-01234567",  # an earlier export set aside, while no newer one is in place
     ]
-    for name in kept[:-2]:
+    for name in kept[:-3]:
         plant(name)
+    plant(kept[-3], {"3/g1-000000.png": "png", "3/notes.txt": "mine"})
     plant(kept[-2], {"g1-000000.png": "png", "notes.txt": "mine"})
     plant(kept[-1], {})
     (tmp_path / kept[-1] / "previous").mkdir()

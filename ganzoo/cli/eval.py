@@ -15,6 +15,7 @@ from ganzoo.core.files import json_safe
 
 HEADLINE = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes", "class_kl",
             "inception_score", "modes", "modes_kl")
+PER_CLASS_ROWS = 30  # a conditional run's per-class table is printed for up to this many classes (all are in --json)
 
 
 @click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,7 +40,8 @@ def eval_command(ctx: click.Context, run: Path, n: int | None, features: str | N
                  seed: int, weights: str, retrain_classifier: bool, data_root: Path | None, device: str, as_json: bool) -> None:
     """Evaluate a run: FID, KID, precision/recall, density/coverage on the extractor's features;
     classes covered, KL to uniform and IS (or modes on Stacked MNIST) from its classifier. For runs
-    with several generators, the same per generator and how the classes are shared among them."""
+    with several generators, the same per generator and how the classes are shared among them. For
+    class-conditional runs, class consistency and intra-class FID, precision and recall per class."""
     from ganzoo.cli.context import get_host, warn_broken
     from ganzoo.evaluation.run_eval import evaluate_run, result_path
 
@@ -101,6 +103,8 @@ def result_tables(result: dict[str, Any], title: str) -> list:
         if key in result:
             value = result[key]
             main.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    if "class_sampling" in protocol:
+        class_rows(main, result)
     accuracy = protocol.get("extractor_test_accuracy")
     main.add_row("protocol", (
         f"{protocol['extractor']} {protocol['extractor_fingerprint']}"
@@ -112,13 +116,15 @@ def result_tables(result: dict[str, Any], title: str) -> list:
     per_generator = result.get("generators")
     if per_generator:
         names = {"fid": "FID", "kid": "KID", "classes": "classes", "class_kl": "KL", "inception_score": "IS",
-                 "modes": "modes", "modes_kl": "modes KL"}
+                 "modes": "modes", "modes_kl": "modes KL", "class_consistency": "consistency",
+                 "intra_fid_mean": "intra-FID"}
         keys = [k for k in names if k in per_generator[0]]
         table = Table(title="per generator", title_justify="left")
         for column in ["generator", *(names[k] for k in keys)]:
             table.add_column(column, justify="right")
         for i, scores in enumerate(per_generator, 1):
-            table.add_row(str(i), *(f"{scores[k]:.3f}" if isinstance(scores[k], float) else str(scores[k]) for k in keys))
+            table.add_row(str(i), *(f"{scores[k]:.3f}" if isinstance(scores[k], float) else "-" if scores[k] is None else str(scores[k])
+                                    for k in keys))
         tables.append(table)
         if "class_histogram" in per_generator[0]:
             histograms = [g["class_histogram"] for g in per_generator]
@@ -130,4 +136,48 @@ def result_tables(result: dict[str, Any], title: str) -> list:
             for i, histogram in enumerate(histograms, 1):
                 shares.add_row(str(i), *(f"{100 * c / t:.0f}" if t else "-" for c, t in zip(histogram, totals)))
             tables.append(shares)
+        asked = [g.get("per_class_consistency") for g in per_generator]
+        if all(isinstance(a, list) for a in asked) and 0 < len(asked[0]) <= PER_CLASS_ROWS:  # a conditional run
+            agree = Table(title="asked for each class: % of a generator's samples the classifier gives that class", title_justify="left")
+            agree.add_column("generator", justify="right")
+            for k in range(len(asked[0])):
+                agree.add_column(str(k), justify="right")
+            for i, shares_ in enumerate(asked, 1):
+                agree.add_row(str(i), *("-" if v is None else f"{100 * v:.0f}" for v in shares_))
+            tables.append(agree)
+    per_class = result.get("per_class")
+    if per_class and len(per_class) <= PER_CLASS_ROWS:
+        table = Table(title="per class: the samples asked for each class against the real images of that label", title_justify="left")
+        for column in ("class", "name", "FID", "precision", "recall", "consistency", "fake", "real"):
+            table.add_column(column, justify="right")
+        for c in per_class:
+            table.add_row(str(c["class"]), str(c.get("name")), *(_number(c.get(k), d) for k, d in
+                          (("fid", 2), ("precision", 3), ("recall", 3), ("consistency", 3))), str(c.get("n_fake")), str(c.get("n_real")))
+        tables.append(table)
     return tables
+
+
+def _number(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
+def class_rows(main: Any, result: dict[str, Any]) -> None:
+    """A conditional run's class consistency and intra-class FID (mean, worst) in the main table."""
+    protocol = result["protocol"]
+    consistency = result.get("class_consistency")
+    note = str(protocol.get("class_consistency_note") or "")
+    main.add_row("class_consistency", f"{consistency:.4f}" if isinstance(consistency, float) else f"- ({note})")
+    mean, worst = result.get("intra_fid_mean"), result.get("intra_fid_worst")
+    if isinstance(mean, float) and isinstance(worst, float):
+        names = {c["class"]: c.get("name") for c in result.get("per_class") or []}
+        worst_class = result.get("intra_fid_worst_class")
+        main.add_row("intra_fid_mean", f"{mean:.4f}")
+        main.add_row("intra_fid_worst", f"{worst:.4f} (class {names.get(worst_class, worst_class)})")
+    else:
+        main.add_row("intra_fid_mean", f"- ({protocol.get('intra_class')})")
+    for key in ("intra_precision_mean", "intra_recall_mean"):
+        if isinstance(result.get(key), float):
+            main.add_row(key, f"{result[key]:.4f}")
+    skipped = protocol.get("classes_skipped") or []
+    main.add_row("class sampling", f"{protocol.get('classes')} classes, {protocol.get('class_sampling')}"
+                 + (f"; {len(skipped)} without intra-class scores (too few real or generated samples)" if skipped else ""))

@@ -20,7 +20,7 @@ def option_row(option: Any) -> dict[str, Any]:
             "may_change_on_resume": option.resume}
 
 
-def part_row(entry: Any, host: Any) -> dict[str, Any]:
+def part_row(entry: Any, host: Any, kind: str = "") -> dict[str, Any]:
     part = entry.part
     row = {"name": entry.name, "plugin": entry.plugin, "distribution": host.distribution(entry.plugin),
            "summary": getattr(part, "summary", "")}
@@ -33,7 +33,26 @@ def part_row(entry: Any, host: Any) -> dict[str, Any]:
         row["supports"] = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in dataclasses.asdict(supports).items()}
     if hasattr(part, "defaults"):
         row["defaults"] = dict(part.defaults)
+    can = can_condition(entry, host, kind)
+    if can is not None:
+        row["conditional"] = can
     return row
+
+
+def can_condition(entry: Any, host: Any, kind: str) -> bool | None:
+    """Whether a part can take class labels (``--conditional``): an architecture that says so, a
+    policy whose supports say so, a strategy whose policy can; None for the other kinds."""
+    part = entry.part
+    if kind == "architecture":
+        return bool(getattr(part, "conditional", False))
+    if kind == "input policy":
+        return bool(getattr(getattr(part, "supports", None), "conditional", False))
+    if kind == "strategy":
+        policy = dict(part.defaults).get("policy", "binary")
+        if policy not in host.registry.names("input policy"):
+            return False
+        return bool(getattr(host.registry.get("input policy", policy).supports, "conditional", False))
+    return None
 
 
 @click.command("list", context_settings=CONTEXT)
@@ -44,7 +63,7 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     """List strategies, input policies, aggregations, architectures and datasets, with their plugins."""
     host = get_host(ctx)
     plurals = dict(zip(PLURALS, KINDS))
-    listing = {plural: [part_row(e, host) for e in host.registry.entries(k)] for plural, k in plurals.items() if kind in (None, plural)}
+    listing = {plural: [part_row(e, host, k) for e in host.registry.entries(k)] for plural, k in plurals.items() if kind in (None, plural)}
     warn_broken(host)
     if as_json:
         click.echo(json.dumps(listing, indent=2, default=str))
@@ -62,6 +81,8 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
             summary = row["summary"]
             if row.get("options"):
                 summary += "\noptions: " + ", ".join(o["flag"] for o in row["options"])
+            if row.get("conditional"):
+                summary += "\nclass-conditional: yes (--conditional)"
             plugin = f"{row['plugin']} ({row['distribution'] or 'no distribution'})"
             table.add_row(*(escape(v) for v in (row["name"], plugin, summary)))
         console.print(table)

@@ -31,6 +31,10 @@ CORE = [
     (["--resolution"], {"type": int}, "folder:PATH datasets: the images' side R in pixels (centre square, antialiased resize). "
                                       "[default: as stored, when all images share one size]"),
     (["--channels"], {"type": int}, "folder:PATH datasets: 1 (grey) or 3 (RGB). [default: from the data]"),
+    (["--conditional/--no-conditional"], {},
+     "Class-conditional: each generator is asked for the class of its tuple's real image (the data's labels), D sees the "
+     "classes (a projection D; AC-GAN: a class head). Needs a labelled dataset, and a policy and --arch that can condition "
+     "(ganzoo list). {default}"),
     (["--epochs"], {"type": int}, "Epochs in total (a resumed run continues up to this). {default}"),
     (["--steps"], {"type": int}, "Stop after this many generator steps in total; overrides --epochs."),
     (["--minutes"], {"type": float},

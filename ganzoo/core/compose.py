@@ -111,6 +111,8 @@ def check_composition(registry: Any, config: TrainConfig) -> None:
     """Refuse, in one line, a combination the parts declare impossible (their ``supports``)."""
     parts = parts_of(registry, config)
     declared = [(kind, name, getattr(part, "supports", None) or Supports()) for kind, name, part in parts]
+    if config.conditional:
+        check_conditional(registry, config, declared)
     provided = set().union(*(s.provides for kind, _, s in declared if kind == "input policy"))
     for kind, name, supports in declared:
         if config.n_gens < supports.min_gens or (supports.max_gens is not None and config.n_gens > supports.max_gens):
@@ -131,6 +133,21 @@ def check_composition(registry: Any, config: TrainConfig) -> None:
             given = ", ".join(f"{flag} {config.options[key]:g}" for flag, key in zip(flags, penalties))
             raise GanzooError(f"{kind} {name} needs double backward for {given} (a gradient penalty), which --compile "
                               f"does not support; drop --compile or set {' and '.join(flags)} to 0")
+
+
+def check_conditional(registry: Any, config: TrainConfig, declared: list[tuple[str, str, Supports]]) -> None:
+    """A class-conditional run needs an input policy that takes labels, and an --arch that can condition
+    when one is named (the dataset's labels are checked when it is loaded)."""
+    for kind, name, supports in declared:
+        if kind == "input policy" and not supports.conditional:
+            able = sorted(entry.part.name for entry in registry.entries("input policy")
+                          if getattr(entry.part.supports, "conditional", False))
+            raise GanzooError(f"input policy {name} cannot condition on classes (--conditional); policies that can: "
+                              f"{', '.join(able) or 'none'}")
+    if config.arch and not registry.get("architecture", config.arch).conditional:
+        able = sorted(entry.part.name for entry in registry.entries("architecture") if entry.part.conditional)
+        raise GanzooError(f"architecture {config.arch} cannot condition on classes (--conditional); architectures that can: "
+                          f"{', '.join(able) or 'none'}")
 
 
 def penalties_on(supports: Supports, config: TrainConfig) -> list[str]:

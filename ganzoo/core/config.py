@@ -40,6 +40,7 @@ class TrainConfig:
     limit_data: int = 0  # 0: all images
     resolution: int = 0  # folder datasets: the images' side in pixels (0: as stored, when all share one size)
     channels: int = 0  # folder datasets: 1 (grey) or 3 (RGB); 0: from the data
+    conditional: bool = False  # class-conditional: the generators are asked for classes, D sees them (the data's labels)
     batch_size: int = 64
     lr: float = 2e-4
     lr_d: float = 0.0  # D's learning rate; 0: the same as lr (a ratio other than 1 is TTUR, Heusel et al. 2017)

@@ -37,6 +37,9 @@ class PolicyOutput:
         the trainer averages them like the losses and writes them to metrics.jsonl (under
         "extras"), the progress bar and TensorBoard, without a host sync per step. Names: 1-32
         lowercase letters, digits or _.
+    labels: (B,) long, the class of each tuple in a class-conditional run (``--conditional``),
+        None otherwise. The trainer sets it from what the policy was given, so that aggregations
+        may read it; a policy need not.
     """
 
     d_losses: Tensor
@@ -46,6 +49,7 @@ class PolicyOutput:
     correct: Tensor
     chance: float
     extras: Mapping[str, Tensor] = field(default_factory=dict)
+    labels: Tensor | None = None
 
 
 Phase = Literal["discriminator", "generator"]
@@ -71,6 +75,13 @@ class InputPolicy(Protocol):
     An optional method ``after_discriminator_step(discriminator)`` is called after each of D's
     optimizer steps with the same D (or dict) the policy gets, under ``torch.no_grad()``: the place
     for weight clipping (the original WGAN).
+
+    Class-conditional runs (``--conditional``; plugin API 0.6): a policy that declares
+    ``Supports(conditional=True)`` is called with a keyword ``labels``, a (B,) long tensor: tuple b
+    is of class ``labels[b]``, its real image ``real[b]`` is of that class and every generator was
+    asked for it (``fakes[i][b]``). A D that takes labels (``DiscriminatorSpec.labels == "input"``,
+    the default) is called ``D(images, labels_of_images)``; one built with ``"classify"`` gives
+    K class logits after its ``outputs`` (AC-GAN).
     """
 
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: Phase) -> PolicyOutput: ...
@@ -87,6 +98,10 @@ class DiscriminatorSpec:
     spectral_norm: True or False, or None for the run's ``--spectral-norm``.
     optimizer, lr, betas: this D's optimizer settings, or None for the run's (``--optimizer-d``,
         ``--lr-d`` or ``--lr``, ``--beta1``/``--beta2``).
+    labels: how this D uses the classes of a class-conditional run (ignored otherwise): "input"
+        (it takes them, ``D(x, y)``: a projection D for the built-in architectures), "classify"
+        (it does not take them but gives K class logits after its ``outputs``: shape (B, outputs + K),
+        AC-GAN's auxiliary classifier) or "none" (it ignores them).
     """
 
     name: str = "d"
@@ -97,6 +112,10 @@ class DiscriminatorSpec:
     optimizer: str | None = None
     lr: float | None = None
     betas: tuple[float, float] | None = None
+    labels: str = "input"
+
+
+D_LABELS = ("input", "classify", "none")  # DiscriminatorSpec.labels
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,7 @@ class Supports:
     provides: (policies) what its PolicyOutput offers beyond the contract, e.g. "tuple-pick":
         D chooses exactly one input of each tuple as the real one, and ``picks`` says which.
     requires: (aggregations) what it needs the policy to provide.
+    conditional: (policies) it takes class labels (``--conditional``): called with ``labels=``.
     """
 
     min_gens: int = 1
@@ -173,6 +193,7 @@ class Supports:
     packs_images: bool = False
     provides: frozenset[str] = frozenset()
     requires: frozenset[str] = frozenset()
+    conditional: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,13 +217,18 @@ class Architecture:
         Policies that need K logits per image (MAD-GAN, MGAN) call it as
         discriminator(channels, outputs=K) and expect (B, K); an architecture without the
         ``outputs`` argument works with every one-logit policy and is refused by the others.
+    conditional: it can condition on K classes (``--conditional``): then ``generator(z_dim,
+        channels, classes=K)`` maps (z, y) to images (the built-ins: class-conditional batch norm)
+        and ``discriminator(channels, outputs=1, classes=K)`` maps (x, y) to logits (the built-ins:
+        a projection D); y is a (B,) long tensor. Without ``classes`` (or with 0) both are as above.
     """
 
     name: str
     summary: str
     image_size: int
-    generator: Callable[[int, int], nn.Module]
-    discriminator: Callable[[int], nn.Module]
+    generator: Callable[..., nn.Module]
+    discriminator: Callable[..., nn.Module]
+    conditional: bool = False
 
 
 @dataclass(frozen=True)

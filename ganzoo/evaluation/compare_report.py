@@ -81,6 +81,11 @@ ROWS = [  # (key, label, digits)
     ("final_inception_score", "classifier IS", 3),
     ("final_modes", "modes covered (of 1000)", 1),
     ("final_modes_kl", "KL(modes ‖ uniform)", 3),
+    ("final_class_consistency", "class consistency (classifier's class = asked class)", 3),
+    ("final_intra_fid_mean", "intra-class FID, mean over classes", 2),
+    ("final_intra_fid_worst", "intra-class FID, worst class", 2),
+    ("final_intra_precision_mean", "intra-class precision (k=3), mean", 3),
+    ("final_intra_recall_mean", "intra-class recall (k=3), mean", 3),
     ("fid_plateau_epoch", "convergence epoch, FID plateau", 2),
     ("fid_plateau_minutes", "training minutes to the FID plateau", 1),
     ("loss_band_epoch", "convergence epoch, loss band", 2),
@@ -236,14 +241,21 @@ def share_lines(by_seed: dict[tuple[str, int], dict[str, Any] | None]) -> list[s
     if not rows:
         return []
     with_classes = all("class_histogram" in g for *_, g, _ in rows)
+    conditional = any("class_consistency" in g or "intra_fid_mean" in g for *_, g, _ in rows)
     lines = ["", "## How the generators share the work (final evaluation)", "",
              ("Per generator: FID on its own samples and the classes (or modes) it covers"
+              + ("; asked for every class (a conditional run), how often the classifier agrees with the asked class "
+                 "and its mean intra-class FID" if conditional else "")
               + ("; for each class 0..9, the percentage of that class's samples it made (a clean split shows 100s and 0s)."
                  if with_classes else ".")),
-             "", "| configuration | seed | generator | FID | covered |" + (" share of classes 0..9 (%) |" if with_classes else ""),
-             "|---|---|---|---|---|" + ("---|" if with_classes else "")]
+             "", "| configuration | seed | generator | FID | covered |" + (" class consistency | intra-class FID |" if conditional else "")
+             + (" share of classes 0..9 (%) |" if with_classes else ""),
+             "|---|---|---|---|---|" + ("---|---|" if conditional else "") + ("---|" if with_classes else "")]
     for label, seed, i, g, generators in rows:
         line = f"| {label} | {seed} | {i} | {g['fid']:.2f} | {g.get('classes', g.get('modes'))} |"
+        if conditional:
+            line += "".join(f" {'-' if not isinstance(v := g.get(key), int | float) else f'{v:.{d}f}'} |"
+                            for key, d in (("class_consistency", 3), ("intra_fid_mean", 2)))
         if with_classes:
             totals = [sum(c) for c in zip(*(h["class_histogram"] for h in generators))]
             line += " " + " ".join("-" if t == 0 else f"{100 * c / t:.0f}" for c, t in zip(g["class_histogram"], totals)) + " |"

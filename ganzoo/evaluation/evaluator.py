@@ -27,7 +27,7 @@ from ganzoo.core.host import Host
 from ganzoo.core.parts import ExtractorRequest, ImageData
 from ganzoo.core.safe_read import check_memory
 from ganzoo.core.tensorfile import read_tensor_file, save_tensor_file
-from ganzoo.evaluation import metrics
+from ganzoo.evaluation import metrics, per_class
 
 BATCH = 500
 Progress = Callable[[str, int, int], None]  # progress(what, done, total), for a progress bar
@@ -59,12 +59,18 @@ class Evaluator:
     real_features: Tensor
     protocol: dict[str, Any]
     real_radii: dict[int, Tensor] = field(default_factory=dict)  # k -> metrics.real_radii, cached with the features
+    real_labels: Tensor | None = None  # (len(real_features),) the real images' labels, when the split has them
+    class_names: tuple[str, ...] | None = None  # the dataset's names of its classes, by label
 
     @torch.no_grad()
     def __call__(self, generators: nn.ModuleList, *, n: int, seed: int, z_dim: int,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, classes: int = 0,
+                 class_names: tuple[str, ...] | None = None) -> dict[str, Any]:
         """Metrics of n samples drawn round-robin from the generators (sample i from generator
-        i mod N, its own z from a generator seeded with ``seed``); per generator too when N > 1."""
+        i mod N, its own z from a generator seeded with ``seed``); per generator too when N > 1.
+        classes: K > 0 for class-conditional generators, called g(z, y): sample i asks for class
+        (i // N) mod K (``per_class.asked_classes``; z as without classes), and the result adds the
+        class scores (``per_class.class_scores``). class_names: the run's, else the dataset's."""
         if n < 2 * len(generators):
             raise GanzooError(f"evaluating {len(generators)} generators needs at least {2 * len(generators)} samples, got {n}")
         check_memory(scoring_bytes(n, len(self.real_features), int(self.real_features.shape[1])),
@@ -74,17 +80,19 @@ class Evaluator:
         generators.eval()
         rng = torch.Generator(device).manual_seed(seed)
         n_gens = len(generators)
-        features, labels, owner = [], [], []
+        features, labels, owner, asked = [], [], [], []
         try:
             for start in range(0, n, BATCH):
                 count = min(BATCH, n - start)
                 index = torch.arange(start, start + count) % n_gens
                 z = torch.randn(count, z_dim, generator=rng, device=device)
+                y = per_class.asked_classes(start, count, n_gens, classes).to(device) if classes else None
                 images = torch.empty(0)
                 for i, g in enumerate(generators):
                     rows = (index == i).nonzero().flatten()
                     if len(rows):
-                        made = g(z[rows.to(device)])
+                        rows_ = rows.to(device)
+                        made = g(z[rows_]) if y is None else g(z[rows_], y[rows_])
                         if not bool(torch.isfinite(made).all()):  # NaN features crash FID's BLAS (a segfault)
                             raise GanzooError(f"generator {i + 1} made NaN or infinite pixels; its weights cannot be evaluated")
                         if images.numel() == 0:
@@ -95,6 +103,8 @@ class Evaluator:
                 if self.extractor.logits is not None:
                     labels.append(self.extractor.logits(images).float())
                 owner.append(index)
+                if y is not None:
+                    asked.append(y.cpu())
                 if progress is not None:
                     progress("generated samples", start + count, n)
         finally:
@@ -109,15 +119,36 @@ class Evaluator:
         result.update(self.scores(fake, logits))
         if progress is not None:
             progress("metrics", 1, steps)
+        owner_ = torch.cat(owner).to(fake.device)
         if n_gens > 1:
-            owner_ = torch.cat(owner).to(fake.device)
             result["generators"] = []
             for i in range(n_gens):
                 rows = owner_ == i
                 result["generators"].append(self.scores(fake[rows], None if logits is None else logits[rows], knn=False))
                 if progress is not None:
                     progress("metrics", 2 + i, steps)
+        if classes:
+            self._class_scores(result, fake, logits, torch.cat(asked), owner_, classes, class_names)
         return result
+
+    def _class_scores(self, result: dict[str, Any], fake: Tensor, logits: Tensor | None, asked: Tensor, owner: Tensor,
+                      classes: int, class_names: tuple[str, ...] | None) -> None:
+        """A conditional run's class consistency, intra-class FID and per-class scores, into result."""
+        predicted, how = per_class.predicted_classes(self.extractor, logits, classes)
+        names = tuple(class_names or self.class_names or ())
+        names = names if len(names) == classes else tuple(str(k) for k in range(classes))
+        n_gens = result["protocol"]["n_generators"]
+        scores, generators = per_class.class_scores(self.real_features, self.real_labels, fake, asked, predicted, classes, names,
+                                                    pr_k=PR_K, owner=owner, n_gens=n_gens)
+        result.update(scores)
+        for mine, extra in zip(result.get("generators", []), generators):
+            mine.update(extra)
+        skipped = [c["class"] for c in scores["per_class"] if c["fid"] is None]
+        result["protocol"].update(
+            classes=classes, class_sampling=per_class.CLASS_SAMPLING, class_consistency_note=how,
+            intra_class=per_class.INTRA_CLASS.format(k=PR_K) if self.real_labels is not None
+            else "not reported: the real split has no labels",
+            classes_skipped=skipped)
 
     def scores(self, fake: Tensor, logits: Tensor | None, *, knn: bool = True) -> dict[str, Any]:
         real = self.real_features
@@ -203,6 +234,7 @@ def build_evaluator(host: Host, dataset: str, *, features: str | None = None, sp
     for attribute in ("num_features", "fingerprint", "logits"):
         if not hasattr(extractor, attribute):
             raise GanzooError(f"extractor {features!r} from plugin {entry.plugin!r} lacks the attribute {attribute!r}")
+    labels = None if real.labels is None else (real.labels[spread(len(real.images), n_real)] if subset else real.labels)
     real_data = ImageData(images, None, real.source, digest=None if subset else real.digest, release=None if subset else real.release)
     real_features, radii = _real_features(extractor, real_data, cache, f"{features}-{extractor.fingerprint}", device, log, progress)
     protocol = {
@@ -223,7 +255,8 @@ def build_evaluator(host: Host, dataset: str, *, features: str | None = None, sp
         "density_coverage_k": DC_K,
         "ganzoo_version": __version__,
     }
-    return Evaluator(extractor, real_features, protocol, radii)
+    return Evaluator(extractor, real_features, protocol, radii,
+                     None if labels is None else labels.long().to(real_features.device), real.classes)
 
 
 @torch.no_grad()

@@ -153,6 +153,16 @@ def curves(runs: dict[str, list[dict[str, Any]]]) -> str:
         charts += [line_chart(Chart("FID per epoch", all_configs("eval_epochs", "fid_curve"), ylabel="FID")),
                    line_chart(Chart("KID per epoch", all_configs("eval_epochs", "kid_curve"), ylabel="KID")),
                    line_chart(Chart(f"{coverage} covered per epoch", all_configs("eval_epochs", "coverage_curve"), ylabel=coverage))]
+        if any("class_consistency_curve" in r for rs in present.values() for r in rs):  # conditional runs' class scores
+            def class_configs(key: str) -> list[Any]:
+                found = [over_seeds(label, scored, "eval_epochs", lambda r: r[key], color=colors[label])
+                         for label, rs in present.items() if (scored := [r for r in rs if key in r])]
+                return [s for s in found if s]
+
+            charts += [line_chart(Chart("class consistency per epoch", class_configs("class_consistency_curve"), ylabel="consistency",
+                                        y_range=(0.0, 1.0))),
+                       line_chart(Chart("intra-class FID per epoch (mean over classes)", class_configs("intra_fid_mean_curve"),
+                                        ylabel="FID"))]
     extras = []  # a chart per scalar a policy logs itself (r1, r2...), each configuration whose runs log it
     for name in extra_names(present):
         lines = [over_seeds(label, logged, "epochs", lambda r: r["extras"][name], color=colors[label])

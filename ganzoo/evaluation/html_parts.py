@@ -194,20 +194,49 @@ def class_split(rows: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> str:
     with_classes = all(isinstance(h := g.get("class_histogram"), list) and all(isinstance(c, int | float) for c in h)
                        for _, gens in rows for g in gens)
     classes = max((len(g["class_histogram"]) for _, gens in rows for g in gens), default=0) if with_classes else 0
-    header = ["run", "generator", "FID", "covered", *(str(c) for c in range(classes))]
+    conditional = any("class_consistency" in g or "intra_fid_mean" in g for _, gens in rows for g in gens)
+    header = ["run", "generator", "FID", "covered", *(["class consistency", "intra-class FID"] if conditional else []),
+              *(str(c) for c in range(classes))]
     body = []
     for name, generators in rows:
         totals = [sum(c) for c in zip(*(g["class_histogram"] for g in generators))] if with_classes else []
         for i, g in enumerate(generators, 1):
             cells: list[Any] = [name, i, g.get("fid"), g.get("classes", g.get("modes"))]
+            if conditional:
+                cells += [_score(g.get("class_consistency"), 3), _score(g.get("intra_fid_mean"), 2)]
             for count, total in zip(g.get("class_histogram", []) if with_classes else [], totals):
                 share = 100 * count / total if total else None
                 cells.append(("html", shaded(share)))
             body.append(cells)
     note = ("<p class=\"muted\">Per generator: FID on its own samples and the classes (or modes) it covers"
+            + ("; asked for every class (a conditional run), how often the classifier agrees with the asked class "
+               "and its mean intra-class FID" if conditional else "")
             + ("; for each class, the percentage of that class's samples it made (a clean split shows 100s and 0s)." if with_classes else ".")
             + "</p>")
     return note + table(header, body, digits=2, numeric_from=2)
+
+
+def _score(value: Any, digits: int) -> Any:
+    """A score as a ("num", text) cell with its own digits; "-" for a missing one."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return ("num", f"{value:.{digits}f}")
+    return None
+
+
+def per_class_table(per_class: Sequence[Any], cap: int = 100) -> str:
+    """A conditional run's per-class scores (the final evaluation's), by class; with more than cap
+    classes, the cap classes of highest FID (the JSON has them all)."""
+    entries = [c for c in per_class if isinstance(c, dict)]
+    shown = entries
+    note = ("Per class k: FID, precision and recall (k = 3) of the samples asked for class k against the real images "
+            "labelled k, and the share the classifier gives class k (consistency).")
+    if len(entries) > cap:
+        shown = sorted(entries, key=lambda c: -c["fid"] if isinstance(c.get("fid"), int | float) else math.inf)[:cap]
+        note += f" The {cap} classes of highest FID of {len(entries)}; eval-*.json has them all."
+    rows = [[c.get("class"), c.get("name"), _score(c.get("fid"), 2), _score(c.get("precision"), 3), _score(c.get("recall"), 3),
+             _score(c.get("consistency"), 3), c.get("n_fake"), c.get("n_real"), c.get("note")] for c in shown]
+    return (f'<p class="muted">{escape(note)}</p>'
+            + table(["class", "name", "FID", "precision", "recall", "consistency", "fake", "real", "note"], rows, numeric_from=2))
 
 
 def shaded(share: float | None) -> str:

@@ -22,6 +22,7 @@ from ganzoo.evaluation.html_parts import (
     fmt,
     generator_color,
     page,
+    per_class_table,
     protocol_table,
     read_config,
     significant,
@@ -29,12 +30,13 @@ from ganzoo.evaluation.html_parts import (
     table,
 )
 from ganzoo.evaluation.report_images import pick_grids, stepper_html
-from ganzoo.evaluation.run_metrics import MAX_EXTRAS, MAX_POINTS, RunMetrics, read_run_metrics
+from ganzoo.evaluation.run_metrics import CLASS_KEYS, FINAL_CLASS_KEYS, MAX_EXTRAS, MAX_POINTS, RunMetrics, read_run_metrics
 from ganzoo.evaluation.svg_plot import PALETTE, Chart, Series, line_chart
 from ganzoo.runs import rundir
 
 FINAL_KEYS = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes", "class_kl",
-              "inception_score", "modes", "modes_kl")
+              "inception_score", "modes", "modes_kl", *FINAL_CLASS_KEYS)
+CLASS_COLUMNS = {"class_consistency": "class consistency", "intra_fid_mean": "intra-class FID", "intra_fid_worst": "worst intra-class FID"}
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,12 @@ def curve_charts(metrics: RunMetrics, summary: dict[str, Any]) -> str:
         charts.append(line_chart(Chart("KID per epoch", [Series("KID", x, summary["kid_curve"])], ylabel="KID")))
         what = "modes" if metrics.modes else "classes"
         charts.append(line_chart(Chart(f"{what} covered per epoch", [Series(what, x, summary["coverage_curve"])], ylabel=what)))
+        if "class_consistency_curve" in summary:  # a conditional run
+            charts.append(line_chart(Chart("class consistency per epoch", [Series("class consistency", x, summary["class_consistency_curve"])],
+                                           ylabel="consistency", y_range=(0.0, 1.0))))
+            charts.append(line_chart(Chart("intra-class FID per epoch", [
+                Series("mean over classes", x, summary["intra_fid_mean_curve"], color=PALETTE[0]),
+                Series("worst class", x, summary["intra_fid_worst_curve"], color=PALETTE[1], dash="4 3")], ylabel="FID")))
     if metrics.timed.count > 1 and metrics.timed_partial:  # evaluated inside epochs: by steps or time
         timed = metrics.timed.items()
         charts.append(line_chart(Chart("FID over training time", [Series("FID", [s / 60 for s, _ in timed], [f for _, f in timed])],
@@ -135,14 +143,16 @@ def epoch_table(metrics: RunMetrics, extras: Sequence[str] = ()) -> str:
     records = list(metrics.table)
     n_gens = max((len(r["g_loss"]) for r in records if isinstance(r.get("g_loss"), list)), default=0)
     gens = [f"G{i + 1} loss" for i in range(n_gens)] if n_gens > 1 else []
-    header = ["epoch", "D loss", "mean G loss", *gens, "D accuracy", *extras, "FID", "KID", "classes/modes", "seconds"]
+    classes = [key for key in CLASS_KEYS if any(key in r for r in records)]  # a conditional run's class scores
+    header = ["epoch", "D loss", "mean G loss", *gens, "D accuracy", *extras, "FID", "KID", "classes/modes",
+              *(CLASS_COLUMNS[key] for key in classes), "seconds"]
     rows = []
     for r in records:
         g = r.get("g_loss") if isinstance(r.get("g_loss"), list) else []
         own = r.get("extras", {})
         rows.append([r.get("epoch"), r.get("d_loss"), r.get("g_loss_mean"), *(g[:n_gens] if gens else []), r.get("d_accuracy"),
                      *(significant(v if isinstance(v := own.get(name), int | float) and not isinstance(v, bool) else None) for name in extras),
-                     r.get("fid"), r.get("kid"), r.get("modes", r.get("classes")), r.get("seconds")])
+                     r.get("fid"), r.get("kid"), r.get("modes", r.get("classes")), *(r.get(key) for key in classes), r.get("seconds")])
     left_out = metrics.rows.count - len(records)
     note = (f'<p class="muted">The last {len(records):,} of {metrics.rows.count:,} epochs: the first {left_out:,} are left out '
             "here (metrics.jsonl has them all).</p>") if left_out > 0 else ""
@@ -159,6 +169,10 @@ def generators_of(evals: dict[str, dict[str, Any]], metrics: RunMetrics) -> tupl
         hists = r.get("class_histogram_per_generator") or [None] * len(fids)
         covered = r.get("classes_per_generator") or r.get("modes_per_generator") or [None] * len(fids)
         gens = [{"fid": f, "classes": c, **({"class_histogram": h} if h else {})} for f, c, h in zip(fids, covered, hists)]
+        for key in ("class_consistency", "intra_fid_mean"):  # a conditional run's
+            if isinstance(per := r.get(f"{key}_per_generator"), list) and len(per) == len(gens):
+                for g, value in zip(gens, per):
+                    g[key] = value
         return f"epoch {r.get('epoch')} (evaluated during training)", gens
     return "", []
 
@@ -197,6 +211,9 @@ def run_page(run_dir: Path) -> str:
     if evals:
         rows = [[key, *(result.get(key) for result in evals.values())] for key in FINAL_KEYS if any(key in r for r in evals.values())]
         sections.append(("final", "Final evaluation", table(["metric", *evals], rows)))
+        per_class = next((r["per_class"] for r in evals.values() if isinstance(r.get("per_class"), list) and r["per_class"]), None)
+        if per_class:
+            sections.append(("classes", "Per class (final evaluation)", per_class_table(per_class)))
     source, generators = generators_of(evals, metrics)
     if len(generators) > 1:
         sections.append(("split", "How the generators share the work",

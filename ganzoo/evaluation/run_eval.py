@@ -15,7 +15,7 @@ from ganzoo.core.host import Host
 from ganzoo.evaluation.evaluator import build_evaluator, features_for
 from ganzoo.runs import rundir
 from ganzoo.runs.models import resolve_device
-from ganzoo.runs.sampling import check_seed, load_generators
+from ganzoo.runs.sampling import check_seed, class_names, load_generators, run_classes
 
 
 def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str | None = None, split: str = "test", n_real: int = 0,
@@ -41,7 +41,9 @@ def evaluate_run(host: Host, run: Path, *, n: int | None = None, features: str |
         evaluator = build_evaluator(host, dataset, features=features, split=split, n_real=n_real, data_root=root, retrain=retrain,
                                     device=resolve_device(device), log=log, progress=progress,
                                     image_shape=tuple(int(d) for d in manifest["image_shape"]))
-    result = evaluator(generators, n=n, seed=seed, z_dim=int(config["z_dim"]), progress=progress)
+    classes = run_classes(manifest)  # a conditional run: every generator is asked for every class
+    result = evaluator(generators, n=n, seed=seed, z_dim=int(config["z_dim"]), progress=progress, classes=classes,
+                       class_names=class_names(manifest) if classes else None)
     result["protocol"].update(step=manifest.get("step"), strategy=manifest.get("strategy"), weights=manifest["weights"])
     if save:
         text = json.dumps(json_safe(result), indent=1, allow_nan=False)

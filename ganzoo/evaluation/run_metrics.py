@@ -21,10 +21,13 @@ from ganzoo.runs.schemas import read_eval
 MAX_POINTS = 2000  # points per curve at most: a longer run draws every k-th record (k a power of two) and the last
 MAX_TABLE_ROWS = 500  # rows of a run's numbers per epoch at most: its last epochs
 MAX_EXTRAS = 16  # scalars a policy logs itself (extras) shown at most: the first ones by name
+CLASS_KEYS = ("class_consistency", "intra_fid_mean", "intra_fid_worst")  # a conditional run's class scores (per_class.py)
 ROW_KEYS = ("epoch", "step", "partial", "d_loss", "g_loss", "g_loss_mean", "d_accuracy", "chance", "fid", "kid", "modes", "classes",
-            "seconds")  # what the curves, the table and the facts show of an epoch's record
-EVAL_KEYS = ("epoch", "fid", "kid", "modes", "classes", "fid_per_generator")  # of an evaluated epoch's record
-GENERATOR_KEYS = ("epoch", "fid_per_generator", "class_histogram_per_generator", "classes_per_generator", "modes_per_generator")
+            "seconds", *CLASS_KEYS)  # what the curves, the table and the facts show of an epoch's record
+EVAL_KEYS = ("epoch", "fid", "kid", "modes", "classes", "fid_per_generator", *CLASS_KEYS)  # of an evaluated epoch's record
+GENERATOR_KEYS = ("epoch", "fid_per_generator", "class_histogram_per_generator", "classes_per_generator", "modes_per_generator",
+                  "class_consistency_per_generator", "intra_fid_mean_per_generator")
+FINAL_CLASS_KEYS = (*CLASS_KEYS, "intra_precision_mean", "intra_recall_mean")  # of a conditional run's eval-*.json
 
 class Thinned:
     """Items added one at a time, of which a bounded number is kept: every stride-th (the 1st, the
@@ -86,6 +89,7 @@ class RunMetrics:
         self.protocol: dict[str, Any] | None = None
         self.fid_lengths: set[int] = set()  # lengths of fid_per_generator over the evaluated records
         self.modes = False  # an evaluated record counts modes (not classes)
+        self.class_scores = False  # an evaluated record has a conditional run's class scores (CLASS_KEYS)
         self.extras: list[str] = []  # sorted
         self.more_extras = False
         self.missing: set[str] = set()  # fields run_summary needs that some record lacks
@@ -135,6 +139,7 @@ class RunMetrics:
             self.ev_fid.append(number(r["fid"]))
             self.ev_train.append(number(r.get("train_seconds")))
             self.modes = self.modes or "modes" in r
+            self.class_scores = self.class_scores or any(key in r for key in CLASS_KEYS)
             self.fid_lengths.add(len(r.get("fid_per_generator") or []))
             self.evaluated.add({key: r[key] for key in EVAL_KEYS if key in r})
         if isinstance(r.get("fid_per_generator"), list) and len(r["fid_per_generator"]) > 1:
@@ -224,6 +229,8 @@ def run_summary(run_dir: Path, features: str, m: RunMetrics | None = None) -> di
         "loss_gap": sum(m.loss_gap[start:]) / (n - start),
         "d_accuracy_after": sum(m.d_accuracy[start:]) / (n - start),
     }
+    if m.class_scores:  # a conditional run: its class consistency and intra-class FID per evaluation
+        out.update({f"{key}_curve": [r.get(key) for r in evaluated] for key in CLASS_KEYS})
     if m.extras:
         extras = [r.get("extras", {}) for r in rows]
         out["extras"] = {k: [v if isinstance(v := e.get(k), int | float) and not isinstance(v, bool) else None for e in extras]
@@ -232,7 +239,8 @@ def run_summary(run_dir: Path, features: str, m: RunMetrics | None = None) -> di
     final_path = run_dir / f"eval-{features}.json"
     if final_path.exists():
         final = read_eval(final_path)
-        for key in ("fid", "kid", "precision", "recall", "density", "coverage", "classes", "class_kl", "inception_score", "modes", "modes_kl"):
+        for key in ("fid", "kid", "precision", "recall", "density", "coverage", "classes", "class_kl", "inception_score", "modes", "modes_kl",
+                    *FINAL_CLASS_KEYS):
             if key in final:
                 out[f"final_{key}"] = final[key]
         out["protocol"] = final["protocol"]

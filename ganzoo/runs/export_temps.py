@@ -72,7 +72,8 @@ def remove_stale_temps(out: Path) -> list[Path]:
     """Remove what exports to ``out`` left when their process was killed (SIGKILL, a crash): the temps
     beside it named exactly as an export names them (``.NAME.tmp-PID-XXXXXXXX``, ``.NAME.old-PID-XXXXXXXX``)
     whose process PID is gone and which nobody holds an flock on, and which hold only what an export
-    writes (a temp file; a temp folder of ``gK-N.png`` files and ``samples.json``; a set-aside earlier
+    writes (a temp file; a temp folder of ``gK-N.png`` files, or of class subfolders of them, and
+    ``samples.json``; a set-aside earlier
     export, once a newer one is in place). Anything else is left alone. Returns what was removed."""
     out = Path(out)
     pattern, removed = _temp_pattern(out), []
@@ -122,17 +123,43 @@ def _remove_stale_temp(path: Path, out: Path) -> bool:
         if not stat.S_ISDIR(mode):
             return False
         entries = os.listdir(fd)
+        folders = {}  # a conditional run's export: a subfolder of images per class
         for entry in entries:  # a png-dir being written: only its images and manifest, all plain files
-            if not (entry == MANIFEST or EXPORT_FILE.fullmatch(entry)):
+            kind = os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode
+            if stat.S_ISDIR(kind) and not entry.startswith("."):
+                images = _only_images(fd, entry)
+                if images is None:
+                    return False
+                folders[entry] = images
+            elif not ((entry == MANIFEST or EXPORT_FILE.fullmatch(entry)) and stat.S_ISREG(kind)):
                 return False
-            if not stat.S_ISREG(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
-                return False
+        for folder, images in folders.items():
+            sub = os.open(folder, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            try:
+                for image in images:
+                    os.unlink(image, dir_fd=sub)
+            finally:
+                os.close(sub)
+            os.rmdir(folder, dir_fd=fd)
         for entry in entries:
-            os.unlink(entry, dir_fd=fd)
+            if entry not in folders:
+                os.unlink(entry, dir_fd=fd)
         os.rmdir(path)
         return True
     finally:
         os.close(fd)
+
+
+def _only_images(fd: int, folder: str) -> list[str] | None:
+    """The entries of a class subfolder of a png-dir temp when they are all export images (plain
+    files named gK-N.png), else None."""
+    sub = os.open(folder, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        entries = os.listdir(sub)
+        ok = all(EXPORT_FILE.fullmatch(e) and stat.S_ISREG(os.stat(e, dir_fd=sub, follow_symlinks=False).st_mode) for e in entries)
+        return entries if ok else None
+    finally:
+        os.close(sub)
 
 
 def _remove_stale_aside(path: Path, out: Path) -> bool:

@@ -39,7 +39,10 @@ def png_bytes(pixels: torch.Tensor) -> bytes:
 
 
 @torch.no_grad()
-def sample_blocks(generators: torch.nn.ModuleList, z: torch.Tensor) -> list[torch.Tensor]:
-    """Images from each generator for z of shape (n, N, z_dim) (generator i gets z[:, i]); eval mode."""
+def sample_blocks(generators: torch.nn.ModuleList, z: torch.Tensor, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Images from each generator for z of shape (n, N, z_dim) (generator i gets z[:, i]), of the
+    classes ``labels`` (n,) for class-conditional generators; eval mode."""
     generators.eval()
-    return [g(z[:, i]) for i, g in enumerate(generators)]
+    if labels is None:
+        return [g(z[:, i]) for i, g in enumerate(generators)]
+    return [g(z[:, i], labels) for i, g in enumerate(generators)]

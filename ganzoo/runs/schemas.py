@@ -21,6 +21,7 @@ COUNTER = Int(0, (1 << 48) - 1)  # steps, epochs: far above any run (ganzoo.runs
 NAME = Str(200)  # a part's or a plugin's name
 PATH = Str(MAX_NAME)
 MAX_GENERATORS = 256  # ganzoo.core.config: n_gens is at most 256
+MAX_CLASSES = 1 << 16  # ganzoo.runs.models.MAX_CLASSES
 SIDE = Int(1, 8192)  # an image's height or width in pixels
 SCORE = Either(Num(), Null())  # a metric: NaN and infinities are written as null
 SCORES = ListOf(SCORE, 1, MAX_GENERATORS)
@@ -40,7 +41,10 @@ CHECKPOINT_MANIFEST = Record({
         "data_root": Opt(PATH),
         "seed": Opt(Int(0, (1 << 32) - 1)),
         "options": Opt(MapOf(Anything())),
+        "conditional": Opt(Bool()),
     }),
+    "classes": Opt(Int(0, MAX_CLASSES)),
+    "class_names": Opt(Either(ListOf(Str(200), 0, MAX_CLASSES), Null())),
     "parts": Opt(MapOf(PART, max_keys=16)),
     "discriminators": Opt(ListOf(Record({"name": NAME, "architecture": NAME, "plugin": NAME}), 1, 64)),
     "step": Opt(COUNTER),
@@ -56,20 +60,32 @@ METRICS_RECORD = Record({
     "partial": Opt(Bool()),
     **{key: Opt(SCORE) for key in ("d_loss", "g_loss_mean", "loss_gap", "d_accuracy", "chance", "images_per_s", "seconds",
                                    "train_seconds", "eval_seconds", "fid", "kid", "kid_std", "precision", "recall", "density",
-                                   "coverage", "class_kl", "inception_score", "modes_kl")},
+                                   "coverage", "class_kl", "inception_score", "modes_kl", "class_consistency", "intra_fid_mean",
+                                   "intra_fid_worst", "intra_precision_mean", "intra_recall_mean")},
+    "intra_fid_worst_class": Opt(Int(0, MAX_CLASSES)),
     "g_loss": Opt(SCORES),
     "classes": Opt(Int(0, 1 << 32)),
     "modes": Opt(Int(0, 1 << 62)),
     "class_histogram": Opt(ListOf(Int(0, 1 << 62), 0, 1 << 16)),
     "fid_per_generator": Opt(SCORES),
     "classes_per_generator": Opt(ListOf(Int(0, 1 << 32), 1, MAX_GENERATORS)),
+    "class_consistency_per_generator": Opt(SCORES),
+    "intra_fid_mean_per_generator": Opt(SCORES),
     "extras": Opt(MapOf(SCORE, max_keys=1024)),
     "eval_protocol": Opt(MapOf(Anything(), max_keys=64)),
     "eval_weights": Opt(NAME),
 })
 
+CLASS_SCORES = ListOf(SCORE, 0, MAX_CLASSES)  # one score per class of a conditional run (null: not scored)
+
 GENERATOR_SCORES = Record({"fid": SCORE, "kid": Opt(SCORE), "classes": Opt(Int(0, 1 << 32)),
-                           "class_histogram": Opt(ListOf(Int(0, 1 << 62), 0, 1 << 16))})
+                           "class_histogram": Opt(ListOf(Int(0, 1 << 62), 0, 1 << 16)),
+                           "class_consistency": Opt(SCORE), "intra_fid_mean": Opt(SCORE),
+                           "per_class_fid": Opt(CLASS_SCORES), "per_class_consistency": Opt(CLASS_SCORES)})
+
+PER_CLASS = Record({"class": Int(0, MAX_CLASSES), "name": Opt(Either(Str(200), Null())),
+                    **{key: Opt(SCORE) for key in ("fid", "precision", "recall", "consistency")},
+                    "n_fake": Opt(Int(0, 1 << 40)), "n_real": Opt(Int(0, 1 << 40)), "note": Opt(Either(Str(1000), Null()))})
 
 EVAL_RESULT = Record({
     "protocol": Record({"step": Opt(Either(COUNTER, Null())), "extractor": Opt(NAME), "n_fake": Opt(Int(0, 1 << 40)),
@@ -77,9 +93,12 @@ EVAL_RESULT = Record({
                         "weights": Opt(NAME)}),
     "fid": SCORE,
     **{key: Opt(SCORE) for key in ("kid", "kid_std", "precision", "recall", "density", "coverage", "class_kl",
-                                   "inception_score", "modes_kl")},
+                                   "inception_score", "modes_kl", "class_consistency", "intra_fid_mean", "intra_fid_worst",
+                                   "intra_precision_mean", "intra_recall_mean")},
     "classes": Opt(Int(0, 1 << 32)),
     "class_histogram": Opt(ListOf(Int(0, 1 << 62), 0, 1 << 16)),
+    "intra_fid_worst_class": Opt(Either(Int(0, MAX_CLASSES), Null())),
+    "per_class": Opt(ListOf(PER_CLASS, 0, MAX_CLASSES)),
     "generators": Opt(ListOf(GENERATOR_SCORES, 1, MAX_GENERATORS)),
 })
 

@@ -1,5 +1,6 @@
 """Real batches for training: the whole split as one uint8 tensor (on the device, or memory-mapped),
-drawn in a seeded order without a DataLoader, each batch scaled to [-1, 1]."""
+drawn in a seeded order without a DataLoader, each batch scaled to [-1, 1], with its labels when a
+class-conditional run asks for them."""
 
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ class Batches:
     RELEASE_EVERY = 64
 
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device: torch.device | str = "cpu",
-                 release: Callable[[], None] | None = None):
+                 release: Callable[[], None] | None = None, labels: torch.Tensor | None = None):
         if images.shape[0] < batch_size:
             raise DataError(f"the dataset has {images.shape[0]} images, fewer than the batch size {batch_size}")
         self.device = torch.device(device)
         self.release = release
         self.images = images if release is not None else images.to(self.device)
+        self.labels = None if labels is None else labels.to(self.device, torch.long)  # (N,), with the images
         self.batch_size = batch_size
         self.seed = seed
         self.per_epoch = images.shape[0] // batch_size
@@ -38,6 +40,10 @@ class Batches:
 
     def batch(self, index: int) -> torch.Tensor:
         """The index-th batch since training began, scaled to [-1, 1] as float32."""
+        return self.draw(index)[0]
+
+    def draw(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The index-th batch since training began (as ``batch``) and its labels (None without labels)."""
         epoch, position = divmod(index, self.per_epoch)
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
@@ -45,8 +51,9 @@ class Batches:
             self._order = order.to(self.images.device)
             self._epoch = epoch
         take = self._order[position * self.batch_size : (position + 1) * self.batch_size]
+        labels = None if self.labels is None else self.labels.index_select(0, take.to(self.labels.device))
         if self.release is None:
-            return to_unit(self.images.index_select(0, take))
+            return to_unit(self.images.index_select(0, take)), labels
         if index % self.RELEASE_EVERY == 0:
             self.release()
-        return to_unit(self.images.index_select(0, take).to(self.device, non_blocking=True))
+        return to_unit(self.images.index_select(0, take).to(self.device, non_blocking=True)), labels

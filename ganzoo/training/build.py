@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ganzoo.core.compat import with_phase
 from ganzoo.core.compose import check_composition
 from ganzoo.core.config import OPTIMIZERS, TrainConfig
 from ganzoo.core.data import check_no_resize, default_root, load_data
 from ganzoo.core.errors import DataError, GanzooError
-from ganzoo.core.parts import Architecture, DiscriminatorSpec, ImageData
+from ganzoo.core.parts import D_LABELS, Architecture, DiscriminatorSpec, ImageData, PolicyOutput
 from ganzoo.core.registry import Registry
-from ganzoo.runs.models import build_discriminator, distinct_parameters
+from ganzoo.runs.models import MAX_CLASSES, build_discriminator, check_conditional, distinct_parameters
 from ganzoo.training.distributed import World
 from ganzoo.training.generator_bank import GeneratorBank, use_vmap
 from ganzoo.training.optimizers import discriminator_settings, generator_settings, make_optimizer
@@ -41,6 +42,8 @@ def discriminator_specs(policy: Any) -> tuple[DiscriminatorSpec, ...]:
     if len(set(names)) != len(names) or not all(isinstance(n, str) and D_NAME.match(n) for n in names):
         raise GanzooError(f"the input policy's discriminators need distinct names of 1-32 lowercase letters, digits or _; got {names}")
     for spec in specs:
+        if getattr(spec, "labels", "input") not in D_LABELS:
+            raise GanzooError(f"discriminator {spec.name!r} asks for labels={spec.labels!r}; known: {', '.join(D_LABELS)}")
         if spec.outputs < 1 or spec.packing < 1:
             raise GanzooError(f"the input policy asks for a D with packing {spec.packing} and {spec.outputs} outputs; both must be at least 1")
         if spec.optimizer is not None and spec.optimizer not in OPTIMIZERS:
@@ -110,6 +113,54 @@ def training_images(registry: Registry, config: TrainConfig, world: World,
     return data, images[world.rank :: world.size]  # this rank's shard (all of it in a plain run)
 
 
+def run_labels(config: TrainConfig, data: ImageData, arch: Architecture, world: World) -> tuple[int, tuple[str, ...], torch.Tensor | None]:
+    """A class-conditional run's classes: (K, their names, this rank's labels as its images are
+    taken); (0, (), None) for other runs. A dataset without labels, with one class or labels out
+    of range, or an --arch that cannot condition, is refused in one line."""
+    if not config.conditional:
+        return 0, (), None
+    labels = data.labels
+    if labels is None:
+        raise DataError(f"dataset {config.dataset!r} has no labels, and --conditional needs them"
+                        + (" (a folder's classes are its first-level subfolders)" if config.dataset.startswith("folder:") else ""))
+    labels = labels.long()
+    if labels.dim() != 1 or len(labels) != len(data.images) or (len(labels) and int(labels.min()) < 0):
+        raise DataError(f"dataset {config.dataset!r} gave labels of shape {tuple(labels.shape)}; --conditional needs one "
+                        f"class in [0, K) per image")
+    classes = len(data.classes) if data.classes else int(labels.max()) + 1
+    if not 2 <= classes <= MAX_CLASSES or int(labels.max()) >= classes:
+        raise DataError(f"dataset {config.dataset!r} has {classes} class(es); --conditional needs 2 to {MAX_CLASSES:,}")
+    check_conditional(arch, classes)
+    names = tuple(data.classes) if data.classes else tuple(str(k) for k in range(classes))
+    taken = labels[: config.limit_data] if config.limit_data else labels
+    return classes, names, taken[world.rank :: world.size]
+
+
+def sample_labels(count: int, classes: int, device: torch.device) -> torch.Tensor | None:
+    """The classes of a conditional run's sample grids: rows of ``grid_columns`` images, one class per row."""
+    if not classes:
+        return None
+    return (torch.arange(count) // grid_columns(count, classes)).to(device)
+
+
+def grid_columns(count: int, classes: int) -> int:
+    return -(-count // classes)
+
+
+def policy_call(policy: Any, conditional: bool) -> Callable[..., PolicyOutput]:
+    """The policy as the trainer calls it: ``score(D, real, fakes, phase, labels)``. A conditional run's
+    policy gets ``labels=`` and its output carries them (``PolicyOutput.labels``) for the aggregation."""
+    scored = with_phase(policy)
+    if not conditional:
+        return lambda d, real, fakes, phase, labels: scored(d, real, fakes, phase)
+
+    def score(d: Any, real: torch.Tensor, fakes: list[torch.Tensor], phase: str, labels: torch.Tensor) -> PolicyOutput:
+        out = policy(d, real, fakes, phase, labels=labels)
+        return out if out.labels is not None else replace(out, labels=labels)
+
+    return score
+
+
 def check_image_size(arch: Architecture, images: torch.Tensor, dataset: str) -> None:
     if tuple(images.shape[2:]) != (arch.image_size, arch.image_size):
         raise DataError(
@@ -120,8 +171,10 @@ def check_image_size(arch: Architecture, images: torch.Tensor, dataset: str) -> 
 
 
 def build_discriminators(registry: Registry, config: TrainConfig, specs: tuple[DiscriminatorSpec, ...], arch: Architecture,
-                         channels: int) -> nn.ModuleDict:
-    """One network per spec, each from its architecture (the run's by default), D k seeded from (seed, k)."""
+                         channels: int, classes: int = 0) -> nn.ModuleDict:
+    """One network per spec, each from its architecture (the run's by default), D k seeded from (seed, k).
+    In a run with ``classes`` > 0, a D takes them as input, gives ``classes`` more logits or ignores
+    them, as its spec's ``labels`` says."""
     built = nn.ModuleDict()
     for k, spec in enumerate(specs):
         own = registry.get("architecture", spec.architecture) if spec.architecture else arch
@@ -129,8 +182,16 @@ def build_discriminators(registry: Registry, config: TrainConfig, specs: tuple[D
             raise GanzooError(f"discriminator {spec.name!r} uses architecture {own.name!r} for {own.image_size}x{own.image_size} "
                               f"images; this run's are {arch.image_size}x{arch.image_size}")
         spectral = config.spectral_norm if spec.spectral_norm is None else spec.spectral_norm
-        built[spec.name] = build_discriminator(own, channels * spec.packing, spectral, config.seed + 104_729 * k, spec.outputs)
+        takes, head = d_classes(spec, classes)
+        built[spec.name] = build_discriminator(own, channels * spec.packing, spectral, config.seed + 104_729 * k, spec.outputs + head,
+                                               takes)
     return built
+
+
+def d_classes(spec: DiscriminatorSpec, classes: int) -> tuple[int, int]:
+    """(the classes a D takes as input, the class logits it adds) for a run with ``classes`` classes."""
+    how = getattr(spec, "labels", "input")
+    return (classes if how == "input" else 0), (classes if how == "classify" else 0)
 
 
 def build_optimizers(config: TrainConfig, generators: nn.ModuleList, discriminators: nn.ModuleDict,

@@ -27,7 +27,8 @@ def manifest(trainer: Any) -> dict[str, Any]:
     config, registry = trainer.config, trainer.host.registry
     specs = [{"name": s.name, "packing": s.packing, "outputs": s.outputs, "architecture": s.architecture or trainer.arch_name,
               "plugin": registry.entry("architecture", s.architecture or trainer.arch_name).plugin,
-              "spectral_norm": config.spectral_norm if s.spectral_norm is None else s.spectral_norm} for s in trainer.d_specs]
+              "spectral_norm": config.spectral_norm if s.spectral_norm is None else s.spectral_norm,
+              **({"labels": s.labels} if trainer.classes else {})} for s in trainer.d_specs]
     # one D: also its shape under 0.4's key, which readers of older runs know
     shape = {"discriminator": {k: specs[0][k] for k in ("packing", "outputs")}} if len(specs) == 1 else {}
     return {
@@ -40,6 +41,7 @@ def manifest(trainer: Any) -> dict[str, Any]:
         **shape,
         "data_source": trainer.data_source,
         **({"data_sha256": trainer.data_digest} if trainer.data_digest else {}),
+        **({"classes": trainer.classes, "class_names": list(trainer.class_names)} if trainer.classes else {}),
         "parts": parts_plugins(trainer.host, config, trainer.arch_name),
         **({"lr_schedule_steps": trainer.schedule_steps} if config.lr_schedule != "constant" else {}),
         **trainer.state.manifest(),
@@ -100,6 +102,10 @@ def restore(trainer: Any, checkpoint: TensorFile) -> None:
         raise GanzooError(f"{config.dataset} is not the data this run trained on (its images changed since: sha256 "
                           f"{trainer.data_digest[:12]} now, {str(trained_on)[:12]} then); resuming would not continue the same "
                           "run: restore the data or start a new run")
+    saved_classes = checkpoint.manifest.get("classes", 0)
+    if trainer.classes != saved_classes:
+        raise GanzooError(f"this run was trained on {saved_classes} classes, but {config.dataset} has {trainer.classes} now; "
+                          "resuming would not continue the same run")
     tensors, saved, exact = check_restorable(checkpoint, state)
     with manifest_fields(str(checkpoint.path)):
         state.load(tensors, saved, exact_z=exact)

@@ -55,9 +55,10 @@ def use_vmap(choice: str, generators: nn.ModuleList, device: torch.device) -> bo
 
 
 class GeneratorBank(nn.Module):
-    """forward(z) -> the N generators' fakes, each (B, C, H, W) in float32; z is (B, z_dim) when
-    every generator gets the same z (shared_z), else (N, B, z_dim). A list, as the input policies
-    take it: the loop's images are not copied into one tensor only to be split again."""
+    """forward(z, y=None) -> the N generators' fakes, each (B, C, H, W) in float32; z is (B, z_dim) when
+    every generator gets the same z (shared_z), else (N, B, z_dim); y, in a class-conditional run,
+    the (B,) classes every generator is asked for. A list, as the input policies take it: the
+    loop's images are not copied into one tensor only to be split again."""
 
     def __init__(self, generators: nn.ModuleList, *, vectorized: bool, device: torch.device,
                  amp: torch.dtype | None = None):
@@ -74,23 +75,27 @@ class GeneratorBank(nn.Module):
                     module.register_forward_pre_hook(lambda _module, args: (args[0].float(), *args[1:]))
             self.__dict__["template"] = template
 
-    def forward(self, z: Tensor) -> list[Tensor]:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> list[Tensor]:
         with autocast(self.device, self.amp):
-            fakes = list(self._vmapped(z).unbind(0)) if self.vectorized else self._looped(z)
+            fakes = list(self._vmapped(z, y).unbind(0)) if self.vectorized else self._looped(z, y)
         return [f.float() for f in fakes]  # no copy in float32
 
-    def _looped(self, z: Tensor) -> list[Tensor]:
+    def _looped(self, z: Tensor, y: Tensor | None = None) -> list[Tensor]:
         shared = z.dim() == 2
-        return [g(z if shared else z[i]) for i, g in enumerate(self.generators)]
+        if y is None:
+            return [g(z if shared else z[i]) for i, g in enumerate(self.generators)]
+        return [g(z if shared else z[i], y) for i, g in enumerate(self.generators)]
 
-    def _vmapped(self, z: Tensor) -> Tensor:
+    def _vmapped(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         gens, template = self.generators, self.template
         template.train(gens[0].training)
         params = {name: torch.stack([g.get_parameter(name) for g in gens]) for name, _ in template.named_parameters()}
         buffers = {name: torch.stack([g.get_buffer(name) for g in gens]) for name, _ in template.named_buffers()}
 
+        inputs = () if y is None else (y,)
+
         def one(p: dict[str, Tensor], b: dict[str, Tensor], z_one: Tensor) -> Tensor:
-            return functional_call(template, (p, b), (z_one,))
+            return functional_call(template, (p, b), (z_one, *inputs))
 
         fakes = vmap(one, in_dims=(0, 0, None if z.dim() == 2 else 0), randomness="different")(params, buffers, z)
         with torch.no_grad():  # batch norm updated the stacked copies of its running statistics

@@ -82,7 +82,7 @@ class Autocast(nn.Module):
         self.device = device
         self.dtype = dtype
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, *labels: Tensor) -> Tensor:
         with autocast(self.device, self.dtype):
-            out = self.inner(x)
+            out = self.inner(x, *labels)  # a class-conditional D also takes the labels
         return out.float()

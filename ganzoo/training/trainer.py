@@ -3,13 +3,14 @@ aggregation, and the hooks of the run.
 
 One generator step, top to bottom (``Trainer.train_step``):
     for each of n_dis discriminator steps:
-        draw a real batch and z; run the N generators
-        out = policy(D, real, fakes, "discriminator")    # D runs once on the (N+1) x B batch
+        draw a real batch (and its labels y, --conditional) and z; run the N generators (G(z, y))
+        out = policy(D, real, fakes, "discriminator")    # D runs once on the (N+1) x B batch; labels=y
         D minimises mean(d_weights * out.d_losses)       # d_weights from the aggregation, or ones
         policy.after_discriminator_step(D)               # when the policy has it (weight clipping)
     out = policy(D, real, fakes, "generator")            # the updated D on the last batch, gradients into G
     every G minimises aggregation(out).g_loss
 D is one network, or a dict of them when the policy asks for several (``DiscriminatorSpec``).
+In a class-conditional run every generator is asked for the class of its tuple's real image.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganzoo.core.compat import with_phase
 from ganzoo.core.config import TrainConfig
 from ganzoo.core.errors import GanzooError, StopRequested
 from ganzoo.core.files import write_atomic
@@ -39,7 +39,11 @@ from ganzoo.training.build import (
     build_optimizers,
     check_image_size,
     check_run,
+    grid_columns,
     one_or_dict,
+    policy_call,
+    run_labels,
+    sample_labels,
     training_images,
 )
 from ganzoo.training.clock import crossed
@@ -72,7 +76,7 @@ class Trainer:
         self.log = log or (lambda _: None)
         registry = host.registry
         self.policy, self.d_specs = check_run(registry, config)
-        self._score = with_phase(self.policy)
+        self._score = policy_call(self.policy, config.conditional)
         self._after_d_step = getattr(self.policy, "after_discriminator_step", None)
         self.aggregation = registry.get("aggregation", config.aggregation).build(config)
         self.device = distributed.rank_device(resolve_device(config.device), self.world)
@@ -93,20 +97,23 @@ class Trainer:
         check_image_size(arch, images, config.dataset)
         self.data_source, self.data_digest = data.source, data.digest
         self.image_shape = tuple(images.shape[1:])
-        self.batches = Batches(images, config.batch_size, config.seed, self.device, release=data.release)
+        # A class-conditional run: the classes of the data (K), their names, and each image's label.
+        self.classes, self.class_names, labels = run_labels(config, data, arch, self.world)
+        self.batches = Batches(images, config.batch_size, config.seed, self.device, release=data.release, labels=labels)
         self.steps_per_epoch = max(1, self.batches.per_epoch // config.n_dis)
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch or UNBOUNDED  # epochs 0: --minutes only
         self.schedule_steps = self.total_steps  # the steps the schedule decays over (a resume keeps the first run's)
 
         channels = self.image_shape[0]
-        generators = build_generators(arch, config.n_gens, config.z_dim, channels, config.seed).to(self.device)
-        discriminators = build_discriminators(registry, config, self.d_specs, arch, channels).to(self.device)
+        generators = build_generators(arch, config.n_gens, config.z_dim, channels, config.seed, classes=self.classes).to(self.device)
+        discriminators = build_discriminators(registry, config, self.d_specs, arch, channels, self.classes).to(self.device)
         z_rng = torch.Generator(self.device).manual_seed(config.seed + 1_000_003 * self.world.rank)
         # Fixed z for the sample grids; with shared z every generator gets the same column of z.
         z_columns = 1 if config.shared_z else config.n_gens
         z = torch.randn(config.sample_count, z_columns, config.z_dim, generator=z_rng, device=self.device)
         self.state = RunState(generators, discriminators, [], {}, z_rng, z.expand(-1, config.n_gens, -1).contiguous(),
                               Meter(config.n_gens, self.device))
+        self.sample_labels = sample_labels(config.sample_count, self.classes, self.device)  # a row per class in the grids
         self.dispatch = Dispatch(host, self.world.writer)
         self.notify("ganzoo_on_models_built")  # plugins may tie layers before the optimizers exist
         g_opts, d_opts = build_optimizers(config, generators, discriminators, self.d_specs)
@@ -152,20 +159,20 @@ class Trainer:
 
     # -- the hot path ---------------------------------------------------------------------------
 
-    def _fakes(self, batch: int) -> list[Tensor]:
+    def _fakes(self, batch: int, labels: Tensor | None = None) -> list[Tensor]:
         n, z_dim = self.config.n_gens, self.config.z_dim
         shape = (batch, z_dim) if self.config.shared_z else (n, batch, z_dim)
         z = torch.randn(shape, generator=self.state.z_rng, device=self.device)
-        return self.calls.generate(z)
+        return self.calls.generate(z) if labels is None else self.calls.generate(z, labels)
 
     def train_step(self) -> None:
         config, state = self.config, self.state
         for k in range(config.n_dis):
-            real = self.batches.batch(state.step * config.n_dis + k)
+            real, labels = self.batches.draw(state.step * config.n_dis + k)
             last = k == config.n_dis - 1
             with torch.set_grad_enabled(last):
-                fakes = self._fakes(real.shape[0])
-            out_d = self._score(self.calls.d_phase, real, [f.detach() for f in fakes], "discriminator")
+                fakes = self._fakes(real.shape[0], labels)
+            out_d = self._score(self.calls.d_phase, real, [f.detach() for f in fakes], "discriminator", labels)
             weights = self.aggregation(out_d).d_weights
             d_loss = out_d.d_losses.mean() if weights is None else (weights * out_d.d_losses).mean()
             for optimizer in self._d_opts:
@@ -177,7 +184,7 @@ class Trainer:
                 with torch.no_grad():
                     self._after_d_step(self.calls.networks)
 
-        out_g = self._score(self.calls.g_phase, real, fakes, "generator")
+        out_g = self._score(self.calls.g_phase, real, fakes, "generator", labels)
         g_loss = self.aggregation(out_g).g_loss
         for optimizer in state.g_optimizers:
             optimizer.zero_grad(set_to_none=True)
@@ -349,7 +356,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """The evaluator's metrics of ``eval_n`` samples (same z every time), flattened for metrics.jsonl."""
         name, generators = self.shown(self)
-        return {**self.evaluate_generators(generators, self.config), "eval_weights": name}
+        return {**self.evaluate_generators(generators, self.config, classes=self.classes), "eval_weights": name}
 
     def samples_path(self, epoch: int) -> Path:
         """Where the run's sample grid of an epoch is (samples/epoch-NNNN.png)."""
@@ -358,9 +365,10 @@ class Trainer:
     @torch.no_grad()
     def write_samples(self, path: Path) -> None:
         _, generators = self.shown(self)
-        blocks = sample_blocks(generators, self.sample_z)
+        blocks = sample_blocks(generators, self.sample_z, self.sample_labels)
         self.generators.train()
-        write_atomic(path, png_bytes(grid(blocks)))
+        columns = 8 if self.sample_labels is None else grid_columns(self.config.sample_count, self.classes)
+        write_atomic(path, png_bytes(grid(blocks, columns=columns)))
 
     # -- checkpoints (ganzoo.training.checkpointing) --------------------------------------------
 

@@ -45,7 +45,7 @@ def ganzoo_register_input_policies(register):
         "D scores each sample real or fake on its own; D loss: real term + mean of the N fake terms",
         build_binary,
         options=(LOSS, R1),
-        supports=Supports(double_backward_options=frozenset({R1.key})),
+        supports=Supports(double_backward_options=frozenset({R1.key}), conditional=True),
     ))
     register(NamedFactory(
         "pac",

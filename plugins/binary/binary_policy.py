@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo.core.errors import GanzooError
+from ganzoo.core.labels import scorer
 from ganzoo.core.parts import PolicyOutput
 from ganzoo.core.penalties import add_penalty, scores_and_penalty
 
@@ -44,8 +45,10 @@ class BinaryPolicy:
             raise GanzooError(f"unknown loss {loss!r} for the binary policy (known: {', '.join(LOSSES)})")
         self.loss, self.r1 = loss, r1
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str,
+                 labels: Tensor | None = None) -> PolicyOutput:
         images, shape = torch.cat([real, *fakes]), (len(fakes) + 1, real.shape[0])
+        discriminator = scorer(discriminator, labels, len(fakes) + 1)  # a conditional run's D(x, y)
         if self.r1 > 0 and phase == "discriminator":
             scores, r1 = scores_and_penalty(discriminator, images, slice(0, real.shape[0]))
             return add_penalty(binary_losses(scores.view(shape), self.loss), "r1", r1, self.r1)

@@ -61,6 +61,9 @@ def _files(split: str) -> list[str]:
     return [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
 
 
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # by label
+
+
 def load_cifar10(argument: str | None, root: Path, split: str) -> ImageData:
     py_folder, bin_folder = root / "cifar-10-batches-py", root / "cifar-10-batches-bin"
     if not py_folder.is_dir() and not bin_folder.is_dir():
@@ -95,4 +98,4 @@ def load_cifar10(argument: str | None, root: Path, split: str) -> ImageData:
         source = f"torchvision layout: {py_folder} (MD5 verified)"
     images = torch.cat([p[0] for p in parts])
     labels = torch.cat([p[1] for p in parts])
-    return ImageData(images, labels, source)
+    return ImageData(images, labels, source, classes=CIFAR10_CLASSES)

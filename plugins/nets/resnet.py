@@ -11,6 +11,11 @@ Initialisation, as both: Xavier-uniform with gain sqrt(2) for the 3x3 convolutio
 residual branches, gain 1 for the 1x1 shortcuts, G's first linear layer, G's last convolution
 and D's linear layer; batch norm scale 1, shift 0. Biases start at zero, as in the Chainer code
 (Mimicry keeps PyTorch's default).
+
+``classes=K`` gives the class-conditional nets of Miyato & Koyama 2018 (cGANs with projection
+discriminator; conditional.py): the batch norms of G's blocks take a per-class scale and shift,
+G's last batch norm stays unconditional (as in the reference code and Mimicry's cgan_pd), and D
+adds the projection sum(embed(y) * h) of its pooled features h to the logit.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo.core.errors import GanzooError
+from ganzoo.plugins.nets.conditional import Sequential, batch_norm, call, check_classes, projection
 from ganzoo.plugins.nets.init import xavier_init
 
 
@@ -50,21 +56,24 @@ RESIDUAL_GAIN = math.sqrt(2.0)
 
 
 class GBlock(nn.Module):
-    """BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3, plus upsample-conv1x1 of the input."""
+    """BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3, plus upsample-conv1x1 of the input. With
+    classes > 0 both batch norms are class-conditional and forward needs y."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    takes_labels = True
+
+    def __init__(self, in_channels: int, out_channels: int, classes: int = 0):
         super().__init__()
-        self.b1 = nn.BatchNorm2d(in_channels)
+        self.b1 = batch_norm(in_channels, classes)
         self.c1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
-        self.b2 = nn.BatchNorm2d(out_channels)
+        self.b2 = batch_norm(out_channels, classes)
         self.c2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
         xavier_init((self.c1, self.c2), RESIDUAL_GAIN)
         xavier_init((self.shortcut,), 1.0)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.interpolate(F.relu(self.b1(x)), scale_factor=2, mode="nearest")
-        h = self.c2(F.relu(self.b2(self.c1(h))))
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = F.interpolate(F.relu(call(self.b1, x, y)), scale_factor=2, mode="nearest")
+        h = self.c2(F.relu(call(self.b2, self.c1(h), y)))
         return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
@@ -114,29 +123,34 @@ def layout(size: int) -> Layout:
 
 
 class Generator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, size: int = 32):
+    """forward(z, y=None); y, the (B,) class labels, only with classes > 0."""
+
+    def __init__(self, z_dim: int, channels: int, size: int = 32, classes: int = 0):
         super().__init__()
+        self.classes = check_classes(classes)
         spec = layout(size)
         widths, bottom = spec.g_widths, spec.bottom
         self.linear = nn.Linear(z_dim, bottom * bottom * widths[0])
         self.unflatten = nn.Unflatten(1, (widths[0], bottom, bottom))
-        self.blocks = nn.Sequential(*(GBlock(a, b) for a, b in pairwise(widths)))
+        self.blocks = Sequential(*(GBlock(a, b, classes) for a, b in pairwise(widths)))
         self.bn = nn.BatchNorm2d(widths[-1])
         self.conv = nn.Conv2d(widths[-1], channels, 3, 1, 1)
         xavier_init((self.linear, self.conv), 1.0)
 
-    def forward(self, z: Tensor) -> Tensor:
-        h = self.blocks(self.unflatten(self.linear(z)))
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        h = self.blocks(self.unflatten(self.linear(z)), y)
         return torch.tanh(self.conv(F.relu(self.bn(h))))
 
 
 class Discriminator(nn.Module):
     """outputs=1 gives (B,) logits; outputs=K gives (B, K) (MAD-GAN, MGAN). Any number of input
-    channels (PacGAN stacks m images on the channel axis)."""
+    channels (PacGAN stacks m images on the channel axis). With classes > 0, forward(x, y) adds
+    the projection term (one output only)."""
 
-    def __init__(self, channels: int, outputs: int = 1, size: int = 32):
+    def __init__(self, channels: int, outputs: int = 1, size: int = 32, classes: int = 0):
         super().__init__()
         self.outputs = outputs
+        self.classes = check_classes(classes)
         spec = layout(size)
         widths = spec.d_widths
         self.blocks = nn.Sequential(
@@ -145,8 +159,11 @@ class Discriminator(nn.Module):
         )
         self.linear = nn.Linear(widths[-1], outputs)
         xavier_init((self.linear,), 1.0)
+        self.projection = projection(widths[-1], classes, outputs)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
         logits = self.linear(h)
+        if self.projection is not None:
+            return logits.squeeze(1) + self.projection(h, y)
         return logits.squeeze(1) if self.outputs == 1 else logits

@@ -54,5 +54,5 @@ def ganzoo_register_input_policies(register):
         "D picks the real sample out of (x, G_1(z), ..., G_N(z)): (N+1)-way softmax",
         build_tuple,
         options=(R1,),
-        supports=Supports(provides=frozenset({"tuple-pick"}), double_backward_options=frozenset({R1.key})),
+        supports=Supports(provides=frozenset({"tuple-pick"}), double_backward_options=frozenset({R1.key}), conditional=True),
     ))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ganzoo.core.labels import scorer
 from ganzoo.core.parts import PolicyOutput
 from ganzoo.core.penalties import add_penalty, scores_and_penalty
 
@@ -42,8 +43,10 @@ class TuplePolicy:
     def __init__(self, r1: float = 0.0):
         self.r1 = r1
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str,
+                 labels: Tensor | None = None) -> PolicyOutput:
         images, shape = torch.cat([real, *fakes]), (len(fakes) + 1, real.shape[0])
+        discriminator = scorer(discriminator, labels, len(fakes) + 1)  # a conditional run's D(x, y)
         if self.r1 > 0 and phase == "discriminator":
             scores, r1 = scores_and_penalty(discriminator, images, slice(0, real.shape[0]))
             return add_penalty(tuple_losses(scores.view(shape)), "r1", r1, self.r1)

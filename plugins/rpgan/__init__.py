@@ -58,5 +58,5 @@ def ganzoo_register_input_policies(register):
         "D scores the real sample against each fake of its tuple: softplus(s_i - s_x), with R1/R2 (--r1, --r2)",
         build_rpgan,
         options=(R1, R2),
-        supports=Supports(double_backward_options=frozenset({R1.key, R2.key})),
+        supports=Supports(double_backward_options=frozenset({R1.key, R2.key}), conditional=True),
     ))

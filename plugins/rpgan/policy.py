@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganzoo.core.labels import scorer
 from ganzoo.core.parts import PolicyOutput
 from ganzoo.core.penalties import add_penalty, scores_and_penalty
 
@@ -40,8 +41,10 @@ class PairingPolicy:
     def __init__(self, r1: float = 0.0, r2: float = 0.0):
         self.r1, self.r2 = r1, r2
 
-    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
+    def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str,
+                 labels: Tensor | None = None) -> PolicyOutput:
         n, b = len(fakes), real.shape[0]
+        discriminator = scorer(discriminator, labels, n + 1)  # a conditional run's D(x, y)
         images = torch.cat([real, *fakes])
         if phase != "discriminator" or not (self.r1 > 0 or self.r2 > 0):
             return pairing_losses(discriminator(images).view(n + 1, b))

@@ -50,5 +50,5 @@ def ganzoo_register_input_policies(register):
         "a critic scores each image; D loss mean_i s_i - s_x, G_i loss -s_i; --clip (WGAN) or --gp (WGAN-GP)",
         build_wasserstein,
         options=(CLIP, GP),
-        supports=Supports(double_backward_options=frozenset({GP.key})),
+        supports=Supports(double_backward_options=frozenset({GP.key}), conditional=True),
     ))

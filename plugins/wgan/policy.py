@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ganzoo.core.labels import scorer
 from ganzoo.core.parts import PolicyOutput
 from ganzoo.core.penalties import add_penalty
 
@@ -41,10 +42,13 @@ class WassersteinPolicy:
     def __init__(self, clip: float = 0.0, gp: float = 0.0):
         self.clip, self.gp = clip, gp
 
-    def __call__(self, critic: nn.Module, real: Tensor, fakes: list[Tensor], phase: str) -> PolicyOutput:
-        out = wasserstein_losses(critic(torch.cat([real, *fakes])).view(len(fakes) + 1, real.shape[0]))
-        if self.gp > 0 and phase == "discriminator":
-            out = add_penalty(out, "gp", interpolate_penalty(critic, real, fakes), 2 * self.gp)  # add_penalty adds gamma / 2
+    def __call__(self, critic: nn.Module, real: Tensor, fakes: list[Tensor], phase: str,
+                 labels: Tensor | None = None) -> PolicyOutput:
+        scores = scorer(critic, labels, len(fakes) + 1)(torch.cat([real, *fakes]))  # a conditional run's D(x, y)
+        out = wasserstein_losses(scores.view(len(fakes) + 1, real.shape[0]))
+        if self.gp > 0 and phase == "discriminator":  # an interpolate is of its pair's class
+            penalty = interpolate_penalty(scorer(critic, labels, len(fakes)), real, fakes)
+            out = add_penalty(out, "gp", penalty, 2 * self.gp)  # add_penalty adds gamma / 2
         return out
 
     def after_discriminator_step(self, critic: nn.Module) -> None:
