@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ganzoo.core.compose import new_config
 from ganzoo.core.environment import check_environment
@@ -151,8 +150,7 @@ def sample(run_dir: str | Path, n: int = 64, *, generator: int | None = None, se
                  f"drawing {n} samples per generator{' and class' if labels else ''}", hint="; lower n")
 
     def images(position: int, label: int | None) -> np.ndarray:
-        asked = None if label is None else torch.full((n,), label, dtype=torch.long)
-        return np.concatenate([chunk.numpy() for chunk in draw.chunks(position, n, seed, labels=asked)]).transpose(0, 2, 3, 1)
+        return np.concatenate([chunk.numpy() for chunk in draw.chunks(position, n, seed, label=label)]).transpose(0, 2, 3, 1)
 
     if not labels:
         return np.stack([images(position, None) for position in range(len(draw.indices))])

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
 from numpy.lib import format as npy_format
 
 from ganzoo import __version__
@@ -136,8 +135,7 @@ def _images(draw: Draw, count: int, seed: int, chunk: int, progress: Progress | 
     for position, index in enumerate(draw.indices):
         for label in jobs:
             start = 0
-            given = None if label is None else torch.full((count,), label, dtype=torch.long)
-            for images in draw.chunks(position, count, seed, chunk, labels=given):
+            for images in draw.chunks(position, count, seed, chunk, label=label):
                 yield index + 1, label, start, images.permute(0, 2, 3, 1).contiguous()
                 start += len(images)
                 done += len(images)

@@ -142,20 +142,21 @@ class Draw:
     class_names: tuple[str, ...] = ()
 
     def chunks(self, position: int, count: int, seed: int, chunk: int = CHUNK,
-               labels: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+               label: int | None = None) -> Iterator[torch.Tensor]:
         """Generator ``indices[position]``'s images for samples 0..count-1, ``chunk`` at a time, as
         uint8 (n, C, H, W) on the CPU. Sample i gets the same z whatever the chunk, the format or the
         other generators picked: z is drawn from ``seed`` in the order of a grid's (count, columns, z_dim).
-        A conditional run's generators need ``labels``, (count,) classes (sample i is of class labels[i])."""
+        A conditional run's generators need ``label``, the class (0-based) every sample is drawn of."""
         device = next(self.generators.parameters()).device
-        if self.classes and labels is None:
+        if self.classes and label is None:
             raise GanzooError("this run's generators are class-conditional: say which classes to draw")
-        if labels is not None:
+        labels = None
+        if label is not None:
             if not self.classes:
                 raise GanzooError("this run is not class-conditional: it cannot draw by class")
-            labels = labels.to(device=device, dtype=torch.long)
-            if labels.shape != (count,) or (count and not 0 <= int(labels.min()) <= int(labels.max()) < self.classes):
-                raise GanzooError(f"labels must be {count} classes in [0, {self.classes})")
+            if not 0 <= label < self.classes:
+                raise GanzooError(f"class {label} is not in [0, {self.classes})")
+            labels = torch.full((count,), label, dtype=torch.long, device=device)
         rng = torch.Generator(device).manual_seed(seed)
         column = self.indices[position] if self.z_columns > 1 else 0
         generator = self.generators[position]
@@ -203,21 +204,6 @@ def open_draw(host: Host, run_dir: Path, *, generator: int | None = None, device
         raise CheckpointError(f"{run_dir}: the manifest's image_shape is {list(image_shape)}, but the generators make "
                               f"{'x'.join(map(str, made))} images")
     return Draw(torch.nn.ModuleList([generators[i] for i in picked]), picked, z_dim, z_columns, image_shape, manifest, classes, names)
-
-
-def sample_grid(host: Host, run_dir: Path, out: Path, *, count: int | None = None, generator: int | None = None,
-                columns: int | None = None, seed: int = 0, device: str = "cpu", weights: str = "auto",
-                progress: Progress | None = None, classes: str | None = None) -> tuple[Path, str]:
-    """Write a grid of ``count`` samples per generator to ``out``; return it and the weights used. On a
-    class-conditional run, ``count`` samples of each class that ``classes`` names (a ``--class`` value,
-    see ``pick_classes``; every class by default), laid out as ``write_grid`` says."""
-    check_seed(seed)
-    out = Path(out)
-    check_out_folder(out)
-    draw = open_draw(host, run_dir, generator=generator, device=device, weights=weights)
-    made = write_grid(draw, out, labels=pick_classes(draw, classes), count=count, columns=columns, seed=seed,
-                      progress=progress)
-    return made.path, made.weights
 
 
 GRID_N = 64  # samples per generator of an unconditional grid
@@ -268,9 +254,8 @@ def write_grid(draw: Draw, out: Path, *, labels: tuple[int, ...] = (), count: in
     for position in range(len(draw.indices)):
         parts = []
         for label, pad in jobs:
-            given = None if label is None else torch.full((count,), label, dtype=torch.long)
             drawn = []
-            for images in draw.chunks(position, count, seed, labels=given):  # bounded activations
+            for images in draw.chunks(position, count, seed, label=label):  # bounded activations
                 drawn.append(images)
                 done += len(images)
                 if progress is not None:
