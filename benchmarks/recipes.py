@@ -4,19 +4,20 @@ budgets (1, 2, 5, 10 minutes of training) on this machine, for PSG N=2 and SNGAN
 Budgets are in the training time of a run that has the whole machine (2 threads) to itself. To
 run several configurations side by side, each one's budget is turned into the generator steps a
 solo run makes in that time: ``--rates`` times every arm alone (2 threads, nothing else running,
-median of 40 steps after 10 warm-up steps) into rates.json; ``--run`` then trains the arms with
-``--jobs`` processes of one thread each, for those step counts. The step counts do not depend on
-the load of the machine, so the curves do not either; only the rate measurement needs it idle.
+median of 40 steps after 10 warm-up steps) into rates.json. The step counts do not depend on the
+load of the machine, so the results do not either; only the rate measurement needs it idle.
 
-At each budget point a run is scored like ``ganzoo eval`` (LeNet features, 10,000 samples, MNIST
-test split, sampling seed 0) with its raw weights and with exponential moving averages of its
-generators' weights kept by this script (decay 0.99 from the initial weights, and 0.999 with the
-warm-up decay min(d, (1 + t) / (10 + t))), so every arm also measures EMA; an arm with an EMA of
-its own (the ema plugin, as in the current defaults) is scored with it too ("shown").
+An arm at a budget point is one ``ganzoo tune`` trial (``--tune`` prints the commands, ``--tune
+--execute`` runs them): the arm's settings fixed, its levers a one-point grid (so the trial's
+parameters name them), the budget in steps, scored like ``ganzoo eval`` (LeNet features, 10,000
+samples, MNIST test split, sampling seed 0). A search beyond the hand-picked levers is ``ganzoo
+tune`` itself (docs/tuning.md). The runs of the recorded study (runs/*.jsonl, also scored with
+EMAs this script kept beside training, decays 0.99 and 0.999 warmed up) came from the grid runner
+this replaced; ``--report`` still turns them into table.md.
 
     python benchmarks/recipes.py --rates --arms base-psg base-sngan ...   # idle machine
     python benchmarks/recipes.py --rates --relative-to base-sngan --arms ...   # any time
-    python benchmarks/recipes.py --run --arms ... --seeds 0 --budget 120 --jobs 2
+    python benchmarks/recipes.py --tune --arms ... --seeds 0 --budget 120 [--execute]
     python benchmarks/recipes.py --report                                  # tables from the runs
 """
 
@@ -25,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -172,39 +173,6 @@ class Averages:
                     average.copy_(live)
 
 
-def run_one(name: str, seed: int, step_points: list[int]) -> list[dict]:
-    """Train one arm to each step point; score raw and EMA weights there. Prints one JSON line per point."""
-    import torch
-
-    from ganzoo.evaluation.evaluator import build_evaluator
-
-    host, trainer = build(arm_spec(name), seed)
-    evaluator = build_evaluator(host, "mnist", features="lenet")
-    averages = {key: Averages(trainer.generators, d, w) for key, (d, w) in EMAS.items()}
-    z_dim = trainer.config.z_dim
-    records = []
-    for point in step_points:
-        trainer.generators.train()
-        trainer.discriminator.train()
-        started = time.perf_counter()
-        while trainer.step < point:
-            trainer.advance()
-            for average in averages.values():
-                average.update(trainer.generators)
-        record = {"arm": name, "seed": seed, "step": point, "train_seconds_here": time.perf_counter() - started,
-                  "d_accuracy": trainer.latest.get("d_accuracy")}
-        with torch.no_grad():
-            record["raw"] = evaluator(trainer.generators, n=EVAL_N, seed=0, z_dim=z_dim)["fid"]
-            shown, generators = trainer.shown(trainer)
-            if shown != "raw":  # what ganzoo eval would score: the run's own EMA (--ema)
-                record["shown"] = evaluator(generators, n=EVAL_N, seed=0, z_dim=z_dim)["fid"]
-            for key, average in averages.items():
-                record[key] = evaluator(average.shadow, n=EVAL_N, seed=0, z_dim=z_dim)["fid"]
-        records.append(record)
-        print(json.dumps(record), flush=True)
-    return records
-
-
 def read_rates(out: Path) -> dict[str, float]:
     """Seconds per step of every arm measured so far, by arm and by rate_key."""
     path = out / "rates.json"
@@ -241,38 +209,50 @@ def cmd_rates(arms: list[str], out: Path, relative_to: str | None = None) -> Non
         (out / "rates.json").write_text(json.dumps(rates, indent=1, sort_keys=True) + "\n")
 
 
-def cmd_run(arms: list[str], seeds: list[int], budget: float, jobs: int, out: Path) -> None:
+def train_flags(settings: dict) -> list[str]:
+    """An arm's settings (core fields and part options) as ganzoo train options."""
+    flags = []
+    for key, value in sorted({**{k: v for k, v in settings.items() if k != "options"}, **settings.get("options", {})}.items()):
+        flag = "--" + key.replace("_", "-")
+        flags += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, repr(value) if isinstance(value, float) else str(value)]
+    return flags
+
+
+def tune_command(name: str, seed: int, seconds: float, rates: dict[str, float], out: Path, eval_n: int = EVAL_N,
+                 limit_data: int = 0) -> list[str]:
+    """The ``ganzoo tune`` command that trains and scores arm NAME at one budget point: the arm's
+    settings fixed, its levers as a one-point grid (so the trial's parameters name them), the budget
+    in the steps a solo run makes in SECONDS (``rates.json``), FID on EVAL_N samples like ganzoo eval."""
+    levers, _, _ = name.rpartition("-")
+    spec = arm_spec(name)
+    settings = {**spec["settings"], **spec["settings"].get("options", {})}
+    settings.pop("options", None)
+    searched = sorted({key for lever in levers.split("+") for key in {**LEVERS.get(lever, {}), **LEVERS.get(lever, {}).get("options", {})}
+                       if key != "options"} & set(settings)) or ["lr"]
+    fixed = {k: v for k, v in settings.items() if k not in searched}
+    steps = max(1, round(seconds / rate_of(rates, name)))
+    search = [a for key in searched for a in ("--search", f"{key.replace('_', '-')}={settings[key]!r}" if isinstance(settings[key], float)
+                                                 else f"{key.replace('_', '-')}={settings[key]}")]
+    return ["ganzoo", "tune", spec["strategy"], *train_flags(fixed), *search, "--sampler", "grid", "--pruner", "none", "--trials", "1",
+            "--budget", f"{steps}steps", "--seed", str(seed), "--final-n", str(eval_n), "--eval-n", str(min(eval_n, 2000)),
+            *(["--limit-data", str(limit_data)] if limit_data else []), "--out", str(out / "tune" / f"{name}-{seconds:g}s-s{seed}")]
+
+
+def cmd_tune(arms: list[str], seeds: list[int], budget: float, out: Path, execute: bool) -> None:
+    """Print (or run, one after another) the ganzoo tune command of every arm, seed and budget point."""
     rates = read_rates(out)
     missing = [a for a in arms if rate_of(rates, a) is None]
     if missing:
         raise SystemExit(f"no solo rate for {', '.join(missing)}: run --rates for them first (machine idle)")
-    runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    todo = []
     for seed in seeds:
         for name in arms:
-            path = runs / f"{name}-s{seed}.jsonl"
-            points = [p for p in POINTS if p <= budget]
-            step_points = [max(1, round(p / rate_of(rates, name))) for p in points]
-            have = path.read_text().splitlines() if path.exists() else []
-            if len(have) < len(step_points):
-                todo.append((name, seed, step_points, path))
-
-    def one(job):
-        name, seed, step_points, path = job
-        started = time.time()
-        done = subprocess.run([sys.executable, __file__, "--train-one", name, "--seed", str(seed),
-                               "--step-points", ",".join(map(str, step_points))],
-                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode:
-            print(f"{name} seed {seed} FAILED: {done.stderr.strip().splitlines()[-1:]}", flush=True)
-        path.write_text("".join(line + "\n" for line in lines))
-        summary = ", ".join(f"{json.loads(x)['step']}: {json.loads(x)['raw']:.0f}/{json.loads(x)['ema0.999w']:.0f}" for x in lines)
-        print(f"{name} seed {seed} ({time.time() - started:.0f} s): {summary}", flush=True)
-
-    with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, todo))
+            for point in (p for p in POINTS if p <= budget):
+                argv = tune_command(name, seed, point, rates, out, EVAL_N, LIMIT_DATA)
+                print(shlex.join(argv), flush=True)
+                if execute:
+                    done = subprocess.run([str(Path(sys.executable).parent / "ganzoo"), *argv[1:]])
+                    if done.returncode:
+                        raise SystemExit(f"{name} seed {seed}: ganzoo tune exited with {done.returncode}")
 
 
 def cmd_report(out: Path) -> None:
@@ -304,20 +284,17 @@ def cmd_report(out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", action="store_true", help="time each arm alone (machine idle)")
-    parser.add_argument("--run", action="store_true", help="train the arms for the budget, side by side")
+    parser.add_argument("--tune", action="store_true", help="print the ganzoo tune command of each arm, seed and budget point")
+    parser.add_argument("--execute", action="store_true", help="with --tune: run them, one after another")
     parser.add_argument("--report", action="store_true", help="write table.md from the runs")
     parser.add_argument("--arms", nargs="*", default=[])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--budget", type=float, default=120, help="largest budget point, seconds of solo training")
-    parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--relative-to", help="with --rates: time against this arm (rated idle before) in one process")
     parser.add_argument("--time-one", help=argparse.SUPPRESS)
     parser.add_argument("--ratio-one", help=argparse.SUPPRESS)
     parser.add_argument("--reference", help=argparse.SUPPRESS)
-    parser.add_argument("--train-one", help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--step-points", help=argparse.SUPPRESS)
     parser.add_argument("--eval-n", type=int, default=EVAL_N, help=argparse.SUPPRESS)  # smaller for the suite's smoke run
     parser.add_argument("--limit-data", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -326,16 +303,10 @@ def main() -> None:
         print(measure_rate(args.time_one))
     elif args.ratio_one:
         print(measure_ratio(args.ratio_one, args.reference))
-    elif args.train_one:
-        import torch
-
-
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-        run_one(args.train_one, args.seed, [int(s) for s in args.step_points.split(",")])
     elif args.rates:
         cmd_rates(args.arms, args.out, args.relative_to)
-    elif args.run:
-        cmd_run(args.arms, args.seeds, args.budget, args.jobs, args.out)
+    elif args.tune:
+        cmd_tune(args.arms, args.seeds, args.budget, args.out, args.execute)
     elif args.report:
         cmd_report(args.out)
     else:

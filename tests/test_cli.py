@@ -217,10 +217,10 @@ def test_help_groups_options_by_the_part_that_owns_them():
     # where each option's own line is (its flag may also appear in another option's help)
     where = [text.index(word if word.endswith(":") else f"\n  {word}") for word in order]
     assert where == sorted(where)
-    assert "[policies binary, pac; default: bce]" in " ".join(text.split())  # who owns --loss, and its one default
+    assert "[policies binary, pac; default: bce; tune searches hinge,bce]" in " ".join(text.split())  # who owns --loss, its one default, its space
     assert "[policy gman, aggregation gman; default: 1.0]" in " ".join(text.split())  # an option of two kinds of part
     sngan = " ".join(invoke("train", "sngan", "--help").stdout.split())
-    assert "[policies binary, pac; default: bce; this strategy: hinge]" in sngan  # and the strategy's own value, where it sets one
+    assert "[policies binary, pac; default: bce; this strategy: hinge; tune searches hinge,bce]" in sngan  # and the strategy's own value, where it sets one
 
 
 def test_more_bad_input_is_one_line_and_exit_code_2(tmp_path):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ganzoo.cli.context import OutPath, get_host
+from ganzoo.cli.launch_options import launch_options, options_of
 from ganzoo.core.config import TrainConfig
 from ganzoo.core.errors import GanzooError
 
@@ -77,32 +78,43 @@ def check_spec(ctx: click.Context, spec: Spec, settings: dict[str, Any]) -> Trai
 @click.option("--until-converged", is_flag=True,
               help="Stop each run at its FID plateau (docs/evaluation.md), with --epochs as the cap; needs --eval-every in epochs.")
 @click.option("--baseline", default=None, help="Label of the configuration the paper's claims are tested against. [default: the sngan one]")
+@launch_options
 @click.pass_context
 def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds: int, epochs: int | None, minutes: float | None,
                     dataset: str, resolution: int, channels: int, limit_data: int, eval_every: str, eval_n: int, final_n: int | None,
-                    features: str | None, jobs: int, until_converged: bool, baseline: str | None) -> None:
+                    features: str | None, jobs: int, until_converged: bool, baseline: str | None, **launcher: Any) -> None:
     """Train and evaluate configurations side by side, e.g.
 
         ganzoo compare "psg --n-gens 2" sngan --seeds 3 --epochs 5 --out reports/mnist
 
     Each SPEC is a strategy with its options, optionally labelled: "psg4=psg --n-gens 4". Rerun
-    the same command to resume: finished runs are kept. The report is OUT/report.md (and OUT/report.html)."""
+    the same command to resume: finished runs are kept. The report is OUT/report.md (and OUT/report.html).
+
+    With --launcher slurm or ray the runs train on a cluster (docs/sweeps.md); rerunning the command
+    attaches to Slurm jobs still in the queue."""
+    from ganzoo.compare.children import Children
     from ganzoo.compare.jobs import (
         STATE,
         check_folder,
         finished,
         finished_epochs,
         jobs_of,
+        log_path,
         parse_spec,
         read_state,
         state_document,
         trained_minutes,
     )
-    from ganzoo.compare.local import Children, run_all
+    from ganzoo.compare.launch import Task, token_of
+    from ganzoo.compare.launchers import launch, prepare
+    from ganzoo.compare.runner import JobFunction, done
     from ganzoo.core.config import parse_interval
     from ganzoo.core.files import write_atomic
 
     host = get_host(ctx)
+    options = options_of(ctx, launcher)
+    if options.launcher != "local":
+        out = out.absolute()  # the jobs run elsewhere, in other working folders
     parse_interval(eval_every)  # a bad interval is one line and exit 2 before anything runs
     if until_converged and not (eval_every.isdigit() and int(eval_every) > 0):
         raise GanzooError(f"--until-converged looks for the FID plateau in evaluations every K epochs; --eval-every {eval_every} is not K epochs")
@@ -136,6 +148,7 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
         raise GanzooError(f"{out} exists and is not a comparison folder; use another --out")
     job_list = jobs_of(parsed, seeds, out)
     check_folder(out, job_list)  # a planted link or FIFO is refused before anything is written
+    prepare(options, out)  # the launcher's extra, cluster and shared storage
     # Train the classifier and extract the real features once, here, rather than in every parallel run.
     build_evaluator(host, dataset, features=features, resolution=resolution, channels=channels, log=lambda m: click.echo(m, err=True))
 
@@ -143,13 +156,17 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     (out / "logs").mkdir(exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)  # a comparison folder even if no run gets as far as its own folder
     write_atomic(out / STATE, state_document(settings, ["ganzoo", *sys.argv[1:]]))
+    token = token_of(out)
 
     cores = os.cpu_count() or 1
-    if jobs > cores:  # more runs than cores only makes each slower (threads waiting on a shared core)
-        click.echo(f"note: --jobs {jobs} is more than the {cores} cores; running {cores} at a time", err=True)
-        jobs = cores
-    threads = max(1, cores // jobs)
-    if minutes and jobs > 1:
+    if options.launcher != "local":
+        jobs, threads = len(job_list), options.threads
+    else:
+        if jobs > cores:  # more runs than cores only makes each slower (threads waiting on a shared core)
+            click.echo(f"note: --jobs {jobs} is more than the {cores} cores; running {cores} at a time", err=True)
+            jobs = cores
+        threads = max(1, cores // jobs)
+    if minutes and jobs > 1 and options.launcher == "local":
         click.echo(f"note: --minutes is wall-clock time; with {jobs} runs at a time each has {threads} thread(s) of the machine", err=True)
     children = Children()
     started = time.time()
@@ -157,7 +174,8 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
-    console.print(f"{len(job_list)} runs ({len(parsed)} configurations x {seeds} seeds), {jobs} at a time, {threads} thread(s) each; logs in {out / 'logs'}")
+    where = f"{jobs} at a time" if options.launcher == "local" else f"as {options.launcher} {'jobs' if options.launcher == 'slurm' else 'tasks'}"
+    console.print(f"{len(job_list)} runs ({len(parsed)} configurations x {seeds} seeds), {where}, {threads} thread(s) each; logs in {out / 'logs'}")
     # progress in epochs, or with a time budget (and no epoch count) in minutes of training
     unit = "epochs" if epochs else "minutes"
     total = len(job_list) * (epochs or minutes)
@@ -167,24 +185,33 @@ def compare_command(ctx: click.Context, specs: tuple[str, ...], out: Path, seeds
             return round(sum(min(trained_minutes(j.run_dir), minutes) for j in job_list), 1)
         return sum(epochs if finished(j.run_dir, settings) else min(finished_epochs(j.run_dir), epochs) for j in job_list)
 
+    tasks = [Task(f"{job.spec.label}/seed-{job.seed}", JobFunction(job, settings, out / "logs", threads, out, token),
+                  log_path(job, out / "logs"), lambda job=job: done(job, settings)) for job in job_list]
     previous_term = signal.signal(signal.SIGTERM, lambda *_: children.interrupt()) if threading.current_thread() is threading.main_thread() else None
     try:
         with Progress(TextColumn("[bold]compare"), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=console) as progress:
-            task = progress.add_task("compare", total=total)
-            results = run_all(job_list, settings, out / "logs", children, at_once=jobs, threads=threads,
-                              tick=lambda: progress.update(task, completed=done_epochs()))
+                      TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=console) as progress:
+            bar = progress.add_task("compare", total=total, status="")
+            results = launch(options, tasks, out, children, at_once=jobs,
+                             tick=lambda status: progress.update(bar, completed=done_epochs(), status=status))
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
-    errors = {f"{job.spec.label} seed {job.seed}": error for job, error in results.items() if error}
+    errors = {f"{job.spec.label} seed {job.seed}": results[task.key] for job, task in zip(job_list, tasks) if results.get(task.key)}
     from ganzoo.evaluation.compare_report import write_report
     from ganzoo.evaluation.html_report import write_html_report
 
     report = write_report(out, parsed, seeds, settings, baseline=baseline, wall_seconds=time.time() - started, errors=errors)
     page = write_html_report(out).path  # the same numbers as one page to open in a browser
     if children.stop.is_set():
-        click.echo(f"stopped; finished runs are kept, the others stopped at a checkpoint. Resume with the same command (--out {out}).", err=True)
+        if options.launcher == "slurm":
+            from ganzoo.compare.slurm import in_queue
+
+            queued = in_queue(out)
+            click.echo(f"stopped watching; {len(queued)} Slurm job(s) go on ({' '.join(queued) or 'none'}): rerun the same command "
+                       f"to attach to them, or scancel them", err=True)
+        else:
+            click.echo(f"stopped; finished runs are kept, the others stopped at a checkpoint. Resume with the same command (--out {out}).", err=True)
         ctx.exit(130)
     click.echo(f"report: {report} and {page}")
     if errors:  # not bad input: exit 1, and the report says which runs are missing

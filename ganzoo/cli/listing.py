@@ -16,8 +16,9 @@ PLURALS = ("strategies", "policies", "aggregations", "architectures", "datasets"
 
 
 def option_row(option: Any) -> dict[str, Any]:
+    search = getattr(option, "search", None)
     return {"flag": option.flag, "key": option.key, "help": option.help, "default": option.default, "flag_only": option.is_flag,
-            "may_change_on_resume": option.resume}
+            "may_change_on_resume": option.resume, "search": search.text() if search is not None else None}
 
 
 def part_row(entry: Any, host: Any, kind: str = "") -> dict[str, Any]:
@@ -66,6 +67,10 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     listing = {plural: [part_row(e, host, k) for e in host.registry.entries(k)] for plural, k in plurals.items() if kind in (None, plural)}
     warn_broken(host)
     if as_json:
+        if kind is None:  # the core options ganzoo tune searches (the parts' are in their options' rows)
+            from ganzoo.core.search import CORE_SEARCH
+
+            listing["search"] = {"--" + key.replace("_", "-"): space.text() for key, space in CORE_SEARCH.items()}
         click.echo(json.dumps(listing, indent=2, default=str))
         return
     from rich.console import Console

@@ -16,6 +16,7 @@ from ganzoo.cli.eval import eval_command
 from ganzoo.cli.listing import list_parts, plugins
 from ganzoo.cli.report import report
 from ganzoo.cli.sample import sample
+from ganzoo.cli.tune import tune_command
 from ganzoo.core.environment import check_environment
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.host import Host
@@ -58,6 +59,7 @@ def cli(ctx: click.Context, debug: bool, plugin_files: tuple[Path, ...]) -> None
     ganzoo sample runs/psg2 --n 64 --out psg2.png
     ganzoo eval runs/psg2
     ganzoo compare "psg --n-gens 2" sngan --seeds 3 --epochs 3 --out cmp
+    ganzoo tune sngan --trials 20 --budget 1m --out tunes/sngan
     ganzoo list
     """
     ctx.meta["ganzoo.debug"] = debug
@@ -73,7 +75,7 @@ def train() -> None:
     --aggregation; ganzoo train <strategy> --help lists the options by part."""
 
 
-for command in (list_parts, plugins, sample, eval_command, compare_command, report, data):
+for command in (list_parts, plugins, sample, eval_command, compare_command, tune_command, report, data):
     cli.add_command(command)
 
 

@@ -14,6 +14,7 @@ from ganzoo.cli.context import OutPath
 from ganzoo.core.config import AMP_CHOICES, LR_SCHEDULES, OPTIMIZERS, VMAP_CHOICES
 from ganzoo.core.options import OBSERVER, OwnedOption
 from ganzoo.core.parts import Strategy
+from ganzoo.core.search import CORE_SEARCH
 
 PREFIX = "option__"  # click parameter names of part options: never a TrainConfig field
 GROUPS = (("core", "Core options"), ("strategy", "Strategy options"), ("input policy", "Policy options"),
@@ -104,6 +105,8 @@ def core_options(strategy: Strategy) -> list[click.Option]:
         kwargs = dict(kwargs)
         option = click.Option(decls, default=kwargs.pop("default", None), **kwargs)
         option.help = help_text.replace("{default}", _default_text(option.name, strategy, base)).strip()
+        if option.name in CORE_SEARCH:
+            option.help += f" [tune searches {CORE_SEARCH[option.name].text()}]"
         option.ganzoo_group = "core"
         options.append(option)
     return options
@@ -121,6 +124,8 @@ class PartOption(click.Option):
             notes.append(f"default: {_show(option.default) if option.default != '' else 'empty'}")
         if default_value is not None:
             notes.append(f"this strategy: {_show(default_value)}")
+        if option.search is not None:
+            notes.append(f"tune searches {option.search.text()}")
         super().__init__(decls, default=None, help=f"{option.help} [{'; '.join(notes)}]", **kind)
         self.owned = owned
         self.ganzoo_group = group

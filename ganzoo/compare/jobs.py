@@ -36,8 +36,8 @@ class Spec:
     text: str
 
 
-def parse_spec(text: str) -> Spec:
-    """``"psg --n-gens 2"`` or ``"label=psg --n-gens 2"``."""
+def parse_spec(text: str, who: str = "compare") -> Spec:
+    """``"psg --n-gens 2"`` or ``"label=psg --n-gens 2"`` (``who``: the command that sets OWNED, for its message)."""
     label, _, rest = text.partition("=") if re.match(r"^[\w.-]+=", text) else ("", "", text)
     try:
         words = shlex.split(rest)
@@ -48,7 +48,9 @@ def parse_spec(text: str) -> Spec:
     label = label or re.sub(r"[^\w.]+", "-", " ".join(words).replace("--", "")).strip("-")
     owned = sorted({a.split("=")[0] for a in words[1:] if a.split("=")[0] in OWNED})
     if owned:
-        raise GanzooError(f"configuration {text!r} sets {', '.join(owned)}, which compare sets for every run; give it to compare instead")
+        budget = " (the budget is --budget)" if who == "tune" and {"--epochs", "--steps", "--minutes"} & set(owned) else ""
+        raise GanzooError(f"configuration {text!r} sets {', '.join(owned)}, which {who} sets for every "
+                          f"{'trial' if who == 'tune' else 'run'}; give it to {who} instead{budget}")
     return Spec(label, words[0], tuple(words[1:]), text)
 
 
@@ -90,7 +92,8 @@ def check_folder(out: Path, jobs: list[Job]) -> None:
 def train_argv(job: Job, settings: dict[str, Any], resume: bool) -> list[str]:
     argv = [sys.executable, "-m", "ganzoo", "train", job.spec.strategy]
     budget = [*(["--epochs", str(settings["epochs"])] if settings["epochs"] else []),
-              *(["--minutes", str(settings["minutes"])] if settings.get("minutes") else [])]
+              *(["--minutes", str(settings["minutes"])] if settings.get("minutes") else []),
+              *(["--steps", str(settings["steps"])] if settings.get("steps") else [])]  # ganzoo tune's budgets
     evaluation = ["--eval-every", str(settings["eval_every"]), "--eval-n", str(settings["eval_n"]), "--eval-features", settings["features"]]
     if resume:
         return argv + ["--resume", str(job.run_dir), *budget, "--quiet", *evaluation]
@@ -126,10 +129,11 @@ def converged(run_dir: Path) -> bool:
 
 
 def finished(run_dir: Path, settings: dict[str, Any]) -> bool:
-    """Whether a run has trained its budget: its epochs, or its minutes of training time; with
-    --until-converged, also a run that has converged."""
-    epochs, minutes = settings["epochs"], settings.get("minutes")
+    """Whether a run has trained its budget: its epochs, its minutes of training time, or its steps;
+    with --until-converged, also a run that has converged."""
+    epochs, minutes, steps = settings["epochs"], settings.get("minutes"), settings.get("steps")
     return (bool(epochs and finished_epochs(run_dir) >= epochs) or bool(minutes and trained_minutes(run_dir) >= minutes)
+            or bool(steps and (rundir.checkpoint_step(run_dir) or 0) >= steps)
             or bool(settings.get("until_converged") and converged(run_dir)))
 
 

@@ -87,7 +87,7 @@ def refuse_unowned(given: Mapping[str, Any], known: Mapping[str, OwnedOption], u
     """A given option must belong to a part in use (or an observer); else a one-line error naming its parts."""
     for key in given:
         owned = known.get(key)
-        if owned is None or _in_use(owned, used):
+        if owned is None or is_used(owned, used):
             continue  # unknown keys: the caller reports them
         using = ", ".join(f"{kind} {name}" for kind, name in sorted(used) if kind != "strategy")
         raise GanzooError(f"{owned.option.flag}{where} belongs to {owned.owner_text()}, which this run does not use ({using})")
@@ -96,10 +96,10 @@ def refuse_unowned(given: Mapping[str, Any], known: Mapping[str, OwnedOption], u
 def declared_defaults(known: Mapping[str, OwnedOption], used: set[tuple[str, str]]) -> dict[str, Any]:
     """The declared defaults (``TrainOption.default``) of the options of the parts in use and of the observers."""
     return {key: owned.option.default for key, owned in known.items()
-            if owned.option.default is not None and _in_use(owned, used)}
+            if owned.option.default is not None and is_used(owned, used)}
 
 
-def _in_use(owned: OwnedOption, used: set[tuple[str, str]]) -> bool:
+def is_used(owned: OwnedOption, used: set[tuple[str, str]]) -> bool:
     return any(kind == OBSERVER or (kind, name) in used for kind, name in owned.owners)
 
 
@@ -109,7 +109,7 @@ def keep_used(options: Mapping[str, Any], known: Mapping[str, OwnedOption], used
     kept = {}
     for key, value in options.items():
         owned = known.get(key)
-        if owned is None or _in_use(owned, used):
+        if owned is None or is_used(owned, used):
             kept[key] = value
     return kept
 

@@ -13,6 +13,8 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ganzoo.core.search import Search
+
 if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
@@ -352,6 +354,9 @@ class TrainOption:
         ``config.options`` of every run that uses the part, so the factory receives it, config.toml
         records it and ``ganzoo list --json`` and ``--help`` show it: declare it here and nowhere
         else. None (plugin API 0.4's options): not declared; the key is then absent unless given.
+    search: the range worth searching (``ganzoo.core.search.Search``: low..high, log scale, or
+        choices), which ``ganzoo tune`` searches unless the option is given; None: not searched
+        unless ``--search KEY=...`` asks (plugin API 0.7).
     """
 
     flag: str
@@ -362,6 +367,7 @@ class TrainOption:
     resume: bool = False
     is_flag: bool = False
     default: Any = None
+    search: Search | None = None
 
     @property
     def name(self) -> str:  # the registry's key, as for every other part

@@ -229,8 +229,10 @@ def write_config(session: Session) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals(trainer: Trainer) -> Iterator[None]:
-    """SIGINT and SIGTERM ask the trainer to finish its step, checkpoint and stop (StopRequested);
-    a second SIGINT interrupts at once (KeyboardInterrupt). Only in the main thread."""
+    """SIGINT, SIGTERM and SIGUSR2 (Slurm's warning before a time limit or preemption, as submitit
+    asks for it: ``--signal=USR2@90``; its default action would kill the run without a checkpoint)
+    ask the trainer to finish its step, checkpoint and stop (StopRequested); a second SIGINT
+    interrupts at once (KeyboardInterrupt). Only in the main thread."""
 
     def ask_to_stop(number: int, frame: object) -> None:
         if trainer.stop_signal is not None and number == signal.SIGINT:
@@ -240,7 +242,8 @@ def stop_on_signals(trainer: Trainer) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    stops = (signal.SIGINT, signal.SIGTERM, *((signal.SIGUSR2,) if hasattr(signal, "SIGUSR2") else ()))
+    previous = {s: signal.signal(s, ask_to_stop) for s in stops}
     try:
         yield
     finally:

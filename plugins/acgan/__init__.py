@@ -13,9 +13,11 @@ from ganzoo import hookimpl
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.options import number_check, value_of
 from ganzoo.core.parts import NamedFactory, Strategy, Supports, TrainOption
+from ganzoo.core.search import Search
 
 AC_WEIGHT = TrainOption("--ac-weight", "ac_weight", "Weight of the auxiliary classifier's cross-entropy in D's and G's losses.",
-                        type=float, check=number_check(0.0, 1e3, flag="--ac-weight"), default=1.0)
+                        type=float, check=number_check(0.0, 1e3, flag="--ac-weight"), default=1.0,
+                        search=Search(0.1, 3.0, log=True))
 
 STRATEGY = Strategy(
     name="acgan",

@@ -15,13 +15,15 @@ from ganzoo import hookimpl
 from ganzoo.core.options import choice_check, number_check, value_of
 from ganzoo.core.parts import NamedFactory, Supports, TrainOption
 from ganzoo.core.penalties import R1
+from ganzoo.core.search import Search
 
 LOSSES = ("hinge", "bce")
 DEFAULT_LOSS = "bce"
 PACK = 2  # PacDCGAN2, the setting of PacGAN's Table 2
 
 LOSS = TrainOption("--loss", "loss", "D and G loss of a binary D: hinge or bce (non-saturating G).",
-                   type=click.Choice(LOSSES), check=choice_check("--loss", LOSSES), default=DEFAULT_LOSS)
+                   type=click.Choice(LOSSES), check=choice_check("--loss", LOSSES), default=DEFAULT_LOSS,
+                   search=Search(choices=LOSSES))
 PACK_OPTION = TrainOption("--pack", "pack", "Samples per D input, stacked on channels (m >= 1; the batch size must be a multiple).",
                           type=int, check=number_check(1, 64, flag="--pack", kind=int), default=PACK)
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 from ganzoo import hookimpl
 from ganzoo.core.options import boolean_check, number_check, value_of
 from ganzoo.core.parts import TrainOption
+from ganzoo.core.search import Search
 
 DECAY = TrainOption(
     "--ema", "ema",
     "Keep an exponential moving average of each generator's weights with this decay (e.g. 0.999); "
     "sample grids, --eval-every, ganzoo sample and ganzoo eval use it. 0: off.",
-    type=float, check=number_check(0.0, 1.0, high_open=True, flag="--ema"), default=0.0,
+    type=float, check=number_check(0.0, 1.0, high_open=True, flag="--ema"), default=0.0, search=Search(0.99, 0.9999),
 )
 WARMUP = TrainOption(
     "--ema-warmup", "ema_warmup",
