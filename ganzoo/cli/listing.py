@@ -33,7 +33,11 @@ def part_row(entry: Any, host: Any, kind: str = "") -> dict[str, Any]:
     if supports is not None:
         row["supports"] = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in dataclasses.asdict(supports).items()}
     if hasattr(part, "defaults"):
+        from ganzoo.core.search import CORE_SEARCH
+
         row["defaults"] = dict(part.defaults)
+        # what ganzoo tune searches among the core options every strategy takes (the parts' own are in their options' rows)
+        row["search"] = {"--" + key.replace("_", "-"): space.text() for key, space in CORE_SEARCH.items()}
     can = can_condition(entry, host, kind)
     if can is not None:
         row["conditional"] = can
@@ -67,10 +71,6 @@ def list_parts(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     listing = {plural: [part_row(e, host, k) for e in host.registry.entries(k)] for plural, k in plurals.items() if kind in (None, plural)}
     warn_broken(host)
     if as_json:
-        if kind is None:  # the core options ganzoo tune searches (the parts' are in their options' rows)
-            from ganzoo.core.search import CORE_SEARCH
-
-            listing["search"] = {"--" + key.replace("_", "-"): space.text() for key, space in CORE_SEARCH.items()}
         click.echo(json.dumps(listing, indent=2, default=str))
         return
     from rich.console import Console
