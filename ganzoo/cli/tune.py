@@ -173,7 +173,11 @@ def _run(ctx: click.Context, options: Any, out: Path, settings: dict[str, Any], 
     console.print(f"tune {settings['strategy']}: {target - done_before} trial(s) to go of {target}, {jobs} at a time "
                   f"({options.launcher}), {threads} thread(s) each; searching {', '.join(f'{k}={v}' for k, v in settings['space'].items())}")
     children = Children()
-    tasks = [Task(f"worker-{i}", worker(out, settings, threads, token), out / "logs", lambda: False) for i in range(jobs)]
+    def finished() -> bool:  # the study has its target, none running: a worker's job that ended has nothing left
+        trials = study.get_trials(deepcopy=False)
+        return sum(t.state.is_finished() for t in trials) >= target and not any(t.state.name == "RUNNING" for t in trials)
+
+    tasks = [Task(f"worker-{i}", worker(out, settings, threads, token), out / "logs", finished) for i in range(jobs)]
     better = min if settings["direction"] == "minimize" else max
 
     def status() -> tuple[int, str]:

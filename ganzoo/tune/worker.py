@@ -102,8 +102,13 @@ def claim(study: Any, settings: dict[str, Any], out: Path) -> tuple[Any, int, se
         for frozen in trials:
             if frozen.state == optuna.trial.TrialState.RUNNING:
                 lock = try_lock(trial_job(settings, out, frozen.number, frozen.params))
-                if lock is not None:
-                    return optuna.trial.Trial(study, frozen._trial_id), lock, set(frozen.intermediate_values)
+                if lock is None:
+                    continue
+                fresh = study._storage.get_trial(frozen._trial_id)  # it may have finished since get_trials
+                if fresh.state != optuna.trial.TrialState.RUNNING:
+                    os.close(lock)
+                    continue
+                return optuna.trial.Trial(study, frozen._trial_id), lock, set(fresh.intermediate_values)
         state = read_state(out)
         taken = sum(t.state != optuna.trial.TrialState.WAITING for t in trials)  # enqueued trials are not taken yet
         if state is None or taken >= state["target"]:
