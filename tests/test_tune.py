@@ -400,7 +400,7 @@ def test_a_ctrl_c_stops_the_tune_and_the_same_command_finishes_its_trials(tmp_pa
             process.kill()
             process.wait()
     assert process.returncode == 130, stderr
-    assert "stopped; 1 trial(s) stopped at a checkpoint. Continue with the same command" in stderr, stderr
+    assert "stopped; the running trials stopped at a checkpoint (1 running in the study). Continue with the same command" in stderr, stderr
     study = load_study(f"sqlite:///{out / 'study.db'}")
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states == {0: optuna.trial.TrialState.COMPLETE, 1: optuna.trial.TrialState.RUNNING}
@@ -463,7 +463,7 @@ def test_a_trial_that_learns_nothing_is_pruned(tmp_path):
             process.wait()
     assert process.returncode == 0, stderr
     searched = " ".join(stderr.split())
-    assert "searching beta1=0..0.9, ema=0.99..0.9999, loss=hinge,bce, lr=5e-05..0.002:log, lr-d=5e-05..0.002:log, n-dis=1..3" in searched
+    assert "searching beta1=0.0..0.9, ema=0.99..0.9999, loss=hinge,bce, lr=5e-05..0.002:log, lr-d=5e-05..0.002:log, n-dis=1..3" in searched
     assert not (out / "study.db").exists()
     trials = trials_of(out, storage)
     fids = {t.number: dict(t.intermediate_values) for t in trials}
@@ -529,8 +529,9 @@ def test_two_tune_processes_share_one_study(tmp_path):
         assert p.returncode == 0, stderr
     trials = trials_of(out)
     assert [t.number for t in trials] == [0, 1, 2, 3]
-    # the last may be pruned, once three others are complete
-    assert all(t.state.name == "COMPLETE" for t in trials[:3]) and trials[3].state.name in ("COMPLETE", "PRUNED")
+    # two run at once: trial 2 or 3 may be pruned once three others are complete (whichever ends later)
+    assert all(t.state.name == "COMPLETE" for t in trials[:2]) and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials[2:])
+    assert sum(t.state.name == "COMPLETE" for t in trials) >= 3
     assert json.loads((out / "tune.json").read_text())["target"] == 4
     for t in trials:
         lines = train_lines(out / "logs" / f"trial-{t.number:04d}-seed-0.log")
