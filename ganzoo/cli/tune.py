@@ -122,15 +122,15 @@ def tune_command(ctx: click.Context, strategy: str | None, train_args: tuple[str
 
     if out.exists() and not out.is_dir():
         raise GanzooError(f"--out {out} is not a folder")
-    check_folder(out, read_state(out), settings)
+    check_tune_folder(out, read_state(out), settings)
     prepare(options, out)
     build_evaluator(host, dataset, features=features, resolution=resolution, channels=channels, log=lambda m: click.echo(m, err=True))
-    from ganzoo.tune.worker import TuneWorker, open_study, tune_lock
+    from ganzoo.tune.worker import open_study, tune_lock
 
     out.mkdir(parents=True, exist_ok=True)
     with tune_lock(out):  # one tune at a time sets the study up (two started at once would both create it)
         before = read_state(out)
-        check_folder(out, before, settings)
+        check_tune_folder(out, before, settings)
         (out / "logs").mkdir(exist_ok=True)
         study = open_study(settings, out)
         if not study.get_trials(deepcopy=False) and sampler != "grid":  # a new study starts from where the run stands
@@ -146,10 +146,10 @@ def tune_command(ctx: click.Context, strategy: str | None, train_args: tuple[str
         token = token_of(out)
     cores = os.cpu_count() or 1
     threads = options.threads if options.launcher != "local" else max(1, cores // min(jobs, cores))
-    _run(ctx, options, out, settings, study, target, jobs, threads, token, TuneWorker)
+    _run(ctx, options, out, settings, study, target, jobs, threads, token)
 
 
-def check_folder(out: Path, before: dict[str, Any] | None, settings: dict[str, Any]) -> None:
+def check_tune_folder(out: Path, before: dict[str, Any] | None, settings: dict[str, Any]) -> None:
     """OUT is new, empty, or a tune with these settings (its target may change)."""
     if before is None and out.exists() and any(p.name != ".tune.lock" for p in out.iterdir()):
         raise GanzooError(f"{out} exists and is not a tune folder; use another --out")
@@ -160,13 +160,14 @@ def check_folder(out: Path, before: dict[str, Any] | None, settings: dict[str, A
 
 
 def _run(ctx: click.Context, options: Any, out: Path, settings: dict[str, Any], study: Any, target: int, jobs: int,
-         threads: int, token: str, worker: Any) -> None:
+         threads: int, token: str) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ganzoo.compare.children import Children
     from ganzoo.compare.launch import Task
     from ganzoo.compare.launchers import launch
+    from ganzoo.tune.worker import TuneWorker
 
     console = Console(stderr=True)
     done_before = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
@@ -177,7 +178,7 @@ def _run(ctx: click.Context, options: Any, out: Path, settings: dict[str, Any], 
         trials = study.get_trials(deepcopy=False)
         return sum(t.state.is_finished() for t in trials) >= target and not any(t.state.name == "RUNNING" for t in trials)
 
-    tasks = [Task(f"worker-{i}", worker(out, settings, threads, token), out / "logs", finished) for i in range(jobs)]
+    tasks = [Task(f"worker-{i}", TuneWorker(out, settings, threads, token), out / "logs", finished) for i in range(jobs)]
     better = min if settings["direction"] == "minimize" else max
 
     def status() -> tuple[int, str]:

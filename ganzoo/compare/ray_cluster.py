@@ -25,16 +25,15 @@ def _call(function: TaskFunction) -> str:
     return function()
 
 
-def connect(options: LaunchOptions, out: Path) -> bool:
-    """Join the cluster (or start a local one); returns whether this process started it. Refuses a
-    folder local to this machine when the cluster has other nodes."""
+def connect(options: LaunchOptions, out: Path) -> None:
+    """Join the cluster (or start a local one, without --ray-address). Refuses a folder local to
+    this machine when the cluster has other nodes."""
     ray = need("ray", "--launcher ray")
-    started = options.ray_address is None
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     main = threading.current_thread() is threading.main_thread()
     term = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        ray.init(address=options.ray_address, **kwargs) if not started else ray.init(**kwargs)
+        ray.init(address=options.ray_address, **kwargs)  # None: a local Ray for this command
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise GanzooError(f"cannot connect to Ray at {options.ray_address}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc} "
                           f"(a cluster with token authentication needs RAY_AUTH_MODE=token here too)") from None
@@ -47,7 +46,6 @@ def connect(options: LaunchOptions, out: Path) -> bool:
     except BaseException:
         ray.shutdown()
         raise
-    return started
 
 
 def run_ray(options: LaunchOptions, tasks: list[Task], out: Path, children: Children,

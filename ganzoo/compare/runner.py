@@ -29,18 +29,28 @@ def lock_path(job: Job) -> Path:
     return job.run_dir.parent / f".{job.run_dir.name}.lock"
 
 
-@contextmanager
-def run_lock(job: Job) -> Iterator[int]:
-    """Hold an exclusive flock on the run's lock file (waiting for whoever holds it); yields the
-    descriptor, which the job's subprocesses inherit, so that the lock lives as long as any of them."""
-    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = lock_path(job)
+def open_lock(path: Path, wait: bool = True) -> int | None:
+    """A descriptor holding an exclusive flock on the lock file at path (made when missing, never
+    through a link), waiting for whoever holds it; with ``wait=False``, None when someone does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise GanzooError(f"cannot use {path}: {exc.strerror or exc}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextmanager
+def run_lock(job: Job) -> Iterator[int]:
+    """Hold the run's lock (waiting for whoever holds it); yields the descriptor, which the job's
+    subprocesses inherit, so that the lock lives as long as any of them."""
+    fd = open_lock(lock_path(job))
+    try:
         yield fd
     finally:
         os.close(fd)
@@ -56,14 +66,7 @@ def jobs_env(threads: int) -> dict[str, str]:
 def try_lock(job: Job) -> int | None:
     """The run's lock if nobody holds it (a descriptor to close), else None (ganzoo tune: a trial whose
     worker is alive is not taken over)."""
-    job.run_dir.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(job), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return open_lock(lock_path(job), wait=False)
 
 
 def run_job(job: Job, settings: dict[str, Any], log_dir: Path, children: Children, threads: int,

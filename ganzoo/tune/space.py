@@ -35,17 +35,16 @@ def given_flags(args: tuple[str, ...]) -> set[str]:
     return names
 
 
-def searchable(registry: Any, config: Any, core: dict[str, bool]) -> dict[str, Parameter]:
-    """Every option this run could search: the core's (``core``: flag name -> whether on/off; spaces
-    from CORE_SEARCH, the others none until --search gives one) and the options of the parts in
-    use, by flag name."""
+def searchable(registry: Any, config: Any, core: dict[str, bool]) -> dict[str, tuple[Search | None, bool]]:
+    """Every option this run could search, by flag name: (its declared space or None, whether it is
+    on/off). The core's (``core``: flag name -> on/off; spaces from CORE_SEARCH) and the options of
+    the parts in use."""
     found = {name: (CORE_SEARCH.get(name.replace("-", "_")), is_flag) for name, is_flag in core.items()}
     used = in_use(config)
     for owned in collect(registry).values():
         if is_used(owned, used):
             found[owned.option.flag[2:]] = (owned.option.search, owned.option.is_flag)
-    return {name: Parameter(name, search, is_flag) if search else Parameter(name, Search(choices=(None,)), is_flag)
-            for name, (search, is_flag) in found.items()}
+    return found
 
 
 def space_of(registry: Any, config: Any, core: dict[str, bool], args: tuple[str, ...], overrides: tuple[str, ...],
@@ -53,7 +52,7 @@ def space_of(registry: Any, config: Any, core: dict[str, bool], args: tuple[str,
     """The tune's parameters: declared spaces not fixed by ``args``, then ``--search`` NAME=SPACE."""
     known = searchable(registry, config, core)
     fixed = given_flags(args)
-    space = {name: p for name, p in known.items() if p.search.choices != (None,) and name not in fixed}
+    space = {name: Parameter(name, search, is_flag) for name, (search, is_flag) in known.items() if search and name not in fixed}
     for text in overrides:
         name, sep, spec = text.partition("=")
         name = name.strip().lstrip("-").replace("_", "-")
@@ -66,9 +65,10 @@ def space_of(registry: Any, config: Any, core: dict[str, bool], args: tuple[str,
         if name in fixed:
             raise GanzooError(f"--search {name}: --{name} is also given a fixed value; give one or the other")
         search = parse_search(spec, name)
-        if known[name].is_flag and not set(search.choices) <= {True, False}:
+        is_flag = known[name][1]
+        if is_flag and not set(search.choices) <= {True, False}:
             raise GanzooError(f"--search {name}: --{name} is on or off; search it as {name}=true,false")
-        space[name] = Parameter(name, search, known[name].is_flag)
+        space[name] = Parameter(name, search, is_flag)
     if not space:
         raise GanzooError("nothing to search: every option with a declared range is given a fixed value; add --search NAME=SPACE")
     return dict(sorted(space.items()))

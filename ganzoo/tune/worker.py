@@ -12,7 +12,6 @@ takes it over and resumes it from its checkpoint, so an interrupted tune loses a
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import shlex
@@ -25,7 +24,7 @@ from typing import Any
 from ganzoo.compare.children import Children
 from ganzoo.compare.jobs import Job, Spec
 from ganzoo.compare.launch import TaskFunction, need
-from ganzoo.compare.runner import run_job, try_lock
+from ganzoo.compare.runner import open_lock, run_job, try_lock
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.search import parse_search
 from ganzoo.runs import rundir
@@ -83,9 +82,8 @@ def retrain_command(settings: dict[str, Any], job: Job) -> str:
 @contextmanager
 def tune_lock(out: Path) -> Iterator[None]:
     """Claims of trials one worker at a time (a file lock in the output folder)."""
-    fd = os.open(out / ".tune.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = open_lock(out / ".tune.lock")
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
