@@ -15,6 +15,7 @@ work is running. Sections (docs/performance.md explains each target):
     reference    time per MNIST epoch against a typical public DCGAN script (benchmarks/reference_dcgan.py)
     folders      folder:PATH: preparing against ImageFolder, the pipeline's share at 64 px, peak RSS (benchmarks/folder_bench.py)
     conditional  a class-conditional step (--conditional; acgan) against the unconditional one of the same strategy
+    penalties    R1/R2 through the images they penalise only, against 0.6's input gradient through all (N + 1) x B images
 
     python benchmarks/bench.py                 # everything, about 15 minutes on 2 cores
     python benchmarks/bench.py --quick         # a seconds-long smoke run (CI)
@@ -48,7 +49,8 @@ from ganzoo.core.host import load_host  # noqa: E402
 from ganzoo.training.runtime import tune_malloc  # noqa: E402
 from ganzoo.training.trainer import Trainer  # noqa: E402
 
-SECTIONS = ("startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders", "conditional")
+SECTIONS = ("startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders", "conditional",
+            "penalties")
 GPU_SECTIONS = ("overhead", "generators", "throughput", "memory")  # benchmarks/gpu_check.sh
 MNIST_IMAGES = 60_000
 
@@ -172,12 +174,13 @@ class Bench:
         t_loop, t_fused, ratio = self.paired(lambda: ema_as_a_loop(ema, averages.tables), lambda: averages.ganzoo_on_step_end(ema, 100))
         self.row("switches", "EMA update alone: a lerp_ per tensor (0.4) / fused", f"{us(t_loop)} vs {us(t_fused)}", f"{ratio:.2f}x")
         if not self.args.quick:
-            eager, compiled = self.trainer("psg", n_gens=2), self.trainer("psg", n_gens=2, compile=True)
+            plain = {"r1": 0.0, "r2": 0.0}  # psg's penalties are double backward, which torch.compile does not support
+            eager, compiled = self.trainer("psg", n_gens=2, options=plain), self.trainer("psg", n_gens=2, compile=True, options=plain)
             started = time.perf_counter()
             compiled.advance()
             warm = time.perf_counter() - started
             t_eager, t_compiled, ratio = self.paired(eager.advance, compiled.advance)
-            self.row("switches", f"torch.compile (PSG N=2; {warm:.0f} s to compile)", f"{ms(t_eager)} vs {ms(t_compiled)}", f"{ratio:.2f}x (eager / compiled)")
+            self.row("switches", f"torch.compile (PSG N=2 without R1/R2; {warm:.0f} s to compile)", f"{ms(t_eager)} vs {ms(t_compiled)}", f"{ratio:.2f}x (eager / compiled)")
         results = {True: [], False: []}
         for _ in range(self.args.repeats):
             for tuned in (False, True):
@@ -195,7 +198,8 @@ class Bench:
             cells = []
             for compiled in compiles:
                 for amp in ("off", "bf16"):
-                    trainer = self.trainer(strategy, amp=amp, compile=compiled, **n_gens)
+                    plain = {"options": {"r1": 0.0, "r2": 0.0}} if compiled and strategy == "psg" else {}  # no double backward
+                    trainer = self.trainer(strategy, amp=amp, compile=compiled, **n_gens, **plain)
                     trainer.advance()  # compiles here
                     seconds = self.time_steps(trainer.advance, self.args.steps)
                     images = trainer.config.batch_size * trainer.config.n_dis
@@ -254,6 +258,27 @@ class Bench:
             self.row("conditional", f"{label}: conditional / {against} step", f"{ms(t_cond)} vs {ms(t_plain)}",
                      f"{ratio:.3f} (target <= 1.10)")
 
+    def penalties(self) -> None:
+        """R1 alone and R2 alone in psg's tuple policy, R1 in sngan's binary one and rpgan's pairing one
+        as 0.7 computes them, against the same step with 0.6's penalty (one pass on every image, its
+        input gradient taken through all of them), and what psg's default penalties cost."""
+        cases = [("psg", {"n_gens": 2, "options": {"r1": 1.0, "r2": 0.0}}, "psg N=2 --r1 1 --r2 0"),
+                 ("psg", {"n_gens": 2, "options": {"r1": 0.0, "r2": 1.0}}, "psg N=2 --r1 0 --r2 1"),
+                 ("sngan", {"options": {"r1": 1.0}}, "sngan --r1 1"),
+                 ("rpgan", {"options": {"r1": 1.0, "r2": 0.0}}, "rpgan --r1 1 --r2 0")]
+        for strategy, settings, label in cases:
+            now, before = self.trainer(strategy, **settings), self.trainer(strategy, **settings)
+
+            def before_step(trainer=before):
+                with whole_batch_penalties():
+                    trainer.advance()
+
+            t_before, t_now, ratio = self.paired(before_step, now.advance)
+            self.row("penalties", f"{label}: 0.6's penalty / 0.7's", f"{ms(t_before)} vs {ms(t_now)}", f"{ratio:.2f}x faster")
+        plain, penalised = self.trainer("psg", n_gens=2, options={"r1": 0.0, "r2": 0.0}), self.trainer("psg", n_gens=2)
+        t_pen, t_plain, ratio = self.paired(penalised.advance, plain.advance)
+        self.row("penalties", "psg N=2: its defaults (R1, R2 30) / --r1 0 --r2 0", f"{ms(t_pen)} vs {ms(t_plain)}", f"{ratio:.2f}x")
+
     def run(self) -> None:
         print(machine_line(), flush=True)
         warn_if_busy()
@@ -294,6 +319,38 @@ def ema_as_a_loop(trainer: Trainer, tables: list[dict[str, torch.Tensor]]) -> No
                     table[key].lerp_(live, 0.001)
                 else:
                     table[key].copy_(live)
+
+
+def whole_batch_scores_and_penalties(discriminator, batches, penalise, labels=None):
+    """0.6's penalties: one D pass on all the stacked images, requiring grad, and the input gradient
+    of the penalised images' scores taken through it (ganzoo.core.penalties.scores_and_penalties'
+    signature)."""
+    from ganzoo.core.labels import scorer
+
+    b = batches[0].shape[0]
+    x = torch.cat(batches).detach().requires_grad_(True)
+    scores = scorer(discriminator, labels, len(batches))(x)
+    rows = torch.tensor(penalise).repeat_interleave(b)
+    (grad,) = torch.autograd.grad(scores[rows].sum(), x, create_graph=True)
+    sq_norms = grad.square().flatten(1).sum(1).view(len(batches), b)
+    return scores, [sq_norms[i] if p else None for i, p in enumerate(penalise)]
+
+
+@contextlib.contextmanager
+def whole_batch_penalties():
+    """The built-in policies compute their penalties as 0.6 did while this is open."""
+    import importlib
+
+    modules = [importlib.import_module(f"ganzoo.plugins.{m}") for m in ("psg.tuple_policy", "binary.binary_policy", "rpgan.policy")]
+    for module in modules:
+        module.scores_and_penalties = whole_batch_scores_and_penalties
+    try:
+        yield
+    finally:
+        from ganzoo.core.penalties import scores_and_penalties
+
+        for module in modules:
+            module.scores_and_penalties = scores_and_penalties
 
 
 def step_flops(trainer: Trainer) -> float:

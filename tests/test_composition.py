@@ -44,6 +44,18 @@ def test_psg_with_a_binary_d_is_the_papers_other_reading(tiny_host, tmp_path):
     assert tensors["discriminator.net.0.weight"].shape[1] == 1  # D scores one image at a time
 
 
+def test_a_swapped_in_part_does_not_take_the_recipe_of_the_part_it_replaced(tiny_host):
+    """psg's R1 and R2 are a recipe for its tuple policy: --policy binary, which also takes --r1,
+    trains without it unless asked (the binary reading with R1 30 was worse: docs/results/psg-study)."""
+    registry = tiny_host.registry
+    assert new_config(registry, "psg", None, {"dataset": "tiny"}).options["r1"] == 30.0
+    assert new_config(registry, "psg", None, {"dataset": "tiny", "policy": "binary"}).options["r1"] == 0.0
+    assert new_config(registry, "psg", None, {"dataset": "tiny", "policy": "binary"}, {"r1": 5}).options["r1"] == 5.0
+    kept = new_config(registry, "psg", None, {"dataset": "tiny", "aggregation": "independent"}).options  # the tuple policy stays
+    assert (kept["r1"], kept["r2"], kept["ema"]) == (30.0, 30.0, 0.999)
+    assert new_config(registry, "rpgan", None, {"dataset": "tiny", "policy": "binary"}).options["r1"] == 0.0
+
+
 def test_binary_losses_for_n_generators_are_the_real_term_plus_the_mean_of_the_fake_terms():
     scores = torch.tensor([[2.0, -1.0], [0.5, -3.0], [-1.0, 1.0]])  # rows: real, G_1, G_2; two tuples
     out = binary_losses(scores, "bce")
@@ -117,8 +129,8 @@ def test_a_config_file_may_set_part_options_at_the_top_level_and_is_held_to_the_
 
 def test_strategy_defaults_for_parts_not_in_use_are_dropped(tiny_host):
     config = new_config(tiny_host.registry, "sngan", None, {"policy": "tuple", "dataset": "tiny"})
-    # sngan's hinge loss belongs to the binary policy; its EMA (an observer's) stays; the tuple policy's r1 at its default
-    assert config.options == {"ema": 0.999, "ema_warmup": True, "r1": 0.0, "tensorboard": ""}
+    # sngan's hinge loss belongs to the binary policy; its EMA (an observer's) stays; the tuple policy's r1, r2 and temperature at their defaults
+    assert config.options == {"ema": 0.999, "ema_warmup": True, "r1": 0.0, "r2": 0.0, "temperature": 1.0, "tensorboard": ""}
     assert new_config(tiny_host.registry, "sngan", None, {"dataset": "tiny"}).options == {"loss": "hinge", "ema": 0.999, "ema_warmup": True,
                                                                                          "r1": 0.0, "tensorboard": ""}
     assert new_config(tiny_host.registry, "pacgan", None, {"dataset": "tiny"}).options == {"loss": "bce", "pack": 2, "ema": 0.0,

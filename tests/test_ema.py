@@ -63,7 +63,7 @@ def test_checkpoint_resume_and_sampling_use_the_average(tiny_host, tmp_path):
     a, manifest = read_checkpoint(straight)
     b, _ = read_checkpoint(split)
     # --ema replaces psg's 0.999; its warm-up stays
-    assert manifest["config"]["options"] == {"ema": 0.99, "ema_warmup": True, "r1": 0.0, "tensorboard": ""}
+    assert manifest["config"]["options"] == {"ema": 0.99, "ema_warmup": True, "r1": 30.0, "r2": 30.0, "temperature": 1.0, "tensorboard": ""}
     ema_keys = sorted(k for k in a if k.startswith("ema."))
     assert "ema.generator.1.net.0.weight" in ema_keys and len(ema_keys) == len([k for k in a if k.startswith("generator.")])
     assert all(torch.equal(a[k], b[k]) for k in a)  # averages included: the resume is exact

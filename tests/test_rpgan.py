@@ -15,7 +15,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo.core.compose import check_composition, new_config
 from ganzoo.core.errors import GanzooError
-from ganzoo.core.penalties import gradient_penalty, scores_and_penalty
+from ganzoo.core.penalties import gradient_penalty, scores_and_penalties
 from ganzoo.plugins.binary.binary_policy import BinaryPolicy, binary_losses
 from ganzoo.plugins.psg.tuple_policy import TuplePolicy, tuple_losses
 from ganzoo.plugins.rpgan.policy import PairingPolicy, pairing_losses
@@ -76,13 +76,74 @@ def test_with_one_generator_the_pairing_loss_is_psgs_tuple_loss_and_with_more_it
 def test_the_penalty_of_a_linear_d_is_its_squared_weight_norm_and_is_differentiable():
     d = Linear(W)
     x = images()
-    scores, sq = scores_and_penalty(d, x)
+    scores, (sq,) = scores_and_penalties(d, [x], [True])
     assert d.calls == 1 and torch.allclose(scores, d.net(x).squeeze(1).detach())
     assert sq.shape == (3,) and torch.allclose(sq, torch.full((3,), W_SQ))
     sq.sum().backward()  # create_graph: the penalty's gradient reaches D's weight, d/dw 3 ||w||^2 = 6 w
     assert torch.allclose(d.net[1].weight.grad, 6 * W.reshape(1, -1))
-    _, first_two = scores_and_penalty(d, x, slice(0, 2))
-    assert first_two.shape == (2,)
+
+
+class Tanh(nn.Module):
+    """A nonlinear D whose input gradient differs from image to image; optionally conditional."""
+
+    def __init__(self, classes: int = 0):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 1))
+        self.embed = nn.Embedding(classes, 16) if classes else None
+        self.calls: list[int] = []
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        out = self.net(x).squeeze(1)
+        return out if y is None else out + (self.embed(y) * x.flatten(1)).sum(1)
+
+
+def whole_batch(d, batches, penalise, labels=None):
+    """0.6's way, for reference: one pass on every image, the input gradient taken through all of them."""
+    b = batches[0].shape[0]
+    x = torch.cat(batches).detach().requires_grad_(True)
+    scores = d(x) if labels is None else d(x, labels.repeat(len(batches)))
+    rows = torch.tensor(penalise).repeat_interleave(b)
+    (grad,) = torch.autograd.grad(scores[rows].sum(), x, create_graph=True)
+    sq = grad.square().flatten(1).sum(1).view(len(batches), b)
+    return scores, [sq[i] if p else None for i, p in enumerate(penalise)]
+
+
+@pytest.mark.parametrize("classes", [0, 5])
+@pytest.mark.parametrize("penalise", [[True, False, False], [False, True, True], [True, True, True], [True, False, True]])
+def test_penalties_go_through_what_they_penalise_only_and_equal_one_pass_on_everything(classes, penalise):
+    torch.manual_seed(0)
+    d = Tanh(classes)
+    batches = [images(3, i) for i in range(3)]
+    labels = torch.tensor([0, 4, 2]) if classes else None
+    scores, sq = scores_and_penalties(d, batches, penalise, labels)
+    on = sum(penalise)
+    assert d.calls == ([3 * on, 3 * (3 - on)] if on < 3 else [9])  # the penalised images, then the rest
+    want_scores, want_sq = whole_batch(d, batches, penalise, labels)
+    assert torch.allclose(scores, want_scores, atol=1e-6)
+    assert [s is None for s in sq] == [not p for p in penalise]
+    for got, want in zip(sq, want_sq):
+        if want is not None:
+            assert got.shape == (3,) and torch.allclose(got, want, atol=1e-6)
+    # the same gradient reaches D's weights through the losses and the penalties
+    total = lambda s, q: s.square().sum() + sum(x.sum() for x in q if x is not None)
+    grads = torch.autograd.grad(total(scores, sq), list(d.parameters()))
+    want_grads = torch.autograd.grad(total(want_scores, want_sq), list(d.parameters()))
+    assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(grads, want_grads))
+
+
+def test_a_spectral_normalised_d_makes_one_power_iteration_over_both_passes():
+    torch.manual_seed(0)
+    split, single = Tanh(), Tanh()
+    single.load_state_dict(split.state_dict())
+    for d in (split, single):
+        spectral_norm(d.net[1])
+    single.load_state_dict(split.state_dict())  # the same power-iteration vectors u and v
+    scores_and_penalties(split, [images(3, 0), images(3, 1)], [True, False])
+    single(torch.cat([images(3, 0), images(3, 1)]))  # one forward: one power iteration
+    assert split.calls == [3, 3]
+    u = lambda d: d.net[1].parametrizations.weight[0]._u
+    assert torch.allclose(u(split), u(single))
 
 
 def test_the_penalty_works_through_bf16_autocast_and_spectral_norm():
@@ -137,15 +198,45 @@ def test_r1_on_adds_the_penalty_on_real_images_in_ds_update(off, on):
     assert on(d, real, fakes, "generator").extras == {}
 
 
+def test_the_tuple_policy_adds_r2_on_the_fakes_averaged_over_the_n_generators():
+    d, real, fakes = Linear(W), images(3, 0), [images(3, 1), images(3, 2)]
+    plain = TuplePolicy()(d, real, fakes, "discriminator")
+    both = TuplePolicy(r1=0.5, r2=4.0)(d, real, fakes, "discriminator")
+    assert torch.allclose(both.d_losses, plain.d_losses + (0.5 / 2 + 4.0 / 2) * W_SQ)
+    assert both.extras["r1"].item() == pytest.approx(W_SQ) and both.extras["r2"].item() == pytest.approx(W_SQ)
+    d.calls = 0
+    only_r2 = TuplePolicy(r2=2.0)(d, real, fakes, "discriminator")
+    assert d.calls == 2 and set(only_r2.extras) == {"r2"}  # the fakes with their input gradient, the real images without
+    assert torch.allclose(only_r2.d_losses, plain.d_losses + W_SQ)
+    for field in ("g_losses", "picks", "correct"):
+        assert torch.equal(getattr(only_r2, field), getattr(plain, field)), field
+
+
+def test_the_tuple_temperature_divides_the_scores_before_the_softmax():
+    d, real, fakes = Linear(W), images(3, 0), [images(3, 1), images(3, 2)]
+    scores = d(torch.cat([real, *fakes])).view(3, 3)
+    for temperature in (0.5, 1.0, 3.0):
+        out = TuplePolicy(temperature=temperature)(d, real, fakes, "generator")
+        want = tuple_losses(scores / temperature)
+        for field in ("d_losses", "g_losses", "g_losses_own", "picks", "correct"):
+            assert torch.allclose(getattr(out, field).float(), getattr(want, field).float()), (temperature, field)
+    hot, cold = TuplePolicy(temperature=3.0)(d, real, fakes, "generator"), TuplePolicy(temperature=0.5)(d, real, fakes, "generator")
+    assert (hot.d_losses - math.log(3)).abs().max() < (cold.d_losses - math.log(3)).abs().max()  # closer to chance, log(N + 1)
+
+
 def test_the_registered_policies_read_r1_from_the_runs_options(tiny_host):
     registry = tiny_host.registry
-    for strategy in ("dcgan", "psg"):
+    for strategy, default in (("dcgan", 0.0), ("psg", 30.0)):  # the declared default; psg's own since 0.7
         config = new_config(registry, strategy, None, {"dataset": "tiny"})
-        assert config.options["r1"] == 0.0 and registry.get("input policy", config.policy).build(config).r1 == 0.0  # the declared default
+        assert config.options["r1"] == default and registry.get("input policy", config.policy).build(config).r1 == default
         given = new_config(registry, strategy, None, {"dataset": "tiny"}, {"r1": 2})
         assert registry.get("input policy", given.policy).build(given).r1 == 2.0
-    record = smoke_train("psg", host=tiny_host, options={"r1": 1.0})
+    tuple_policy = registry.get("input policy", "tuple").build(new_config(registry, "psg", None, {"dataset": "tiny"}))
+    assert (tuple_policy.r1, tuple_policy.r2, tuple_policy.temperature) == (30.0, 30.0, 1.0)
+    record = smoke_train("psg", host=tiny_host, options={"r1": 1.0, "r2": 0.0})
     assert set(record["extras"]) == {"r1"} and record["extras"]["r1"] > 0
+    record = smoke_train("psg", host=tiny_host)  # the defaults log both
+    assert set(record["extras"]) == {"r1", "r2"} and all(v >= 0 for v in record["extras"].values())
 
 
 # -- the strategy, its options and what it refuses -------------------------------------------
@@ -159,7 +250,9 @@ def test_compile_is_refused_only_while_a_penalty_is_on(tiny_host):
 
     check("rpgan", r1=0.0, r2=0.0)
     check("dcgan")
-    check("psg", r1=0)
+    check("psg", r1=0, r2=0)
+    with pytest.raises(GanzooError, match=r"input policy tuple needs double backward for --r1 30, --r2 30 .*set --r1 and --r2 to 0"):
+        check("psg")  # psg's own gammas since 0.7
     with pytest.raises(GanzooError, match=r"input policy rpgan needs double backward for --r1 0\.5 \(a gradient penalty\), "
                                           r"which --compile does not support; drop --compile or set --r1 to 0"):
         check("rpgan", r1=0.5, r2=0.0)
@@ -173,7 +266,7 @@ def test_r2_is_refused_where_no_part_takes_it(tiny_host, tmp_path):
     run_dir = tmp_path / "run"
     refused = invoke(tiny_host, "train", "sngan", "--r2", "1", *TINY, "--steps", "1", "--out", str(run_dir))
     assert refused.exit_code == 2
-    assert refused.stderr == ("error: --r2 belongs to input policy rpgan, which this run does not use "
+    assert refused.stderr == ("error: --r2 belongs to input policy rpgan, input policy tuple, which this run does not use "
                               "(aggregation mean, input policy binary)\n")
     negative = invoke(tiny_host, "train", "rpgan", "--r1", "-1", *TINY, "--steps", "1", "--out", str(run_dir))
     assert negative.exit_code == 2 and "--r1 must be a number in [0.0, 10000.0], got -1.0" in negative.stderr

@@ -183,8 +183,8 @@ def test_gman_trains_with_psg_from_the_cli(tiny_host, tmp_path):
     result = invoke(tiny_host, "train", "psg", *TINY, "--aggregation", "gman", "--gman-lambda", "3", "--steps", "2",
                     "--out", str(run_dir), "--json")
     assert result.exit_code == 0, result.output
-    assert read_checkpoint(run_dir)[1]["config"]["options"] == {"gman_lambda": 3.0, "ema": 0.999, "ema_warmup": True, "r1": 0.0,
-                                                                 "tensorboard": ""}
+    assert read_checkpoint(run_dir)[1]["config"]["options"] == {"gman_lambda": 3.0, "ema": 0.999, "ema_warmup": True, "r1": 30.0,
+                                                                 "r2": 30.0, "temperature": 1.0, "tensorboard": ""}
     bad = invoke(tiny_host, "train", "psg", "--aggregation", "gman", "--gman-lambda", "-1")
     assert bad.exit_code == 2 and bad.stderr == "error: --gman-lambda must be a number in [0.0, 1000000.0], got -1.0\n"
 

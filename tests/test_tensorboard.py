@@ -56,7 +56,7 @@ def test_losses_accuracy_samples_and_fid_are_logged(tmp_path):
     assert [i.step for i in images] == [8, 16] and images[0].width == 242
     saved = tomllib.loads(run_dir.joinpath("config.toml").read_text())["train"]["options"]
     # absolute: a resume from elsewhere logs here too
-    assert saved == {"tensorboard": str(logs.resolve()), "ema": 0.999, "ema_warmup": True, "r1": 0.0}
+    assert saved == {"tensorboard": str(logs.resolve()), "ema": 0.999, "ema_warmup": True, "r1": 30.0, "r2": 30.0, "temperature": 1.0}
 
 
 def test_off_unless_asked_and_a_clear_error_without_the_package(tmp_path, monkeypatch):

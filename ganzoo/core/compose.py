@@ -35,9 +35,10 @@ def new_config(registry: Any, strategy_name: str, file_settings: Mapping[str, An
     """The settings of a new run: TrainConfig defaults < the strategy's defaults < the file < the
     command line, and for part options: the option's declared default < the strategy's < the file <
     the command line. Part options given by the user must belong to a part in use; when the user
-    swaps the strategy's policy or aggregation, the strategy's default options for parts no longer
-    in use are dropped. Every option value given is checked; every option of the parts in use that
-    declares a default is in the result."""
+    swaps the strategy's policy or aggregation, the strategy's default options for the part swapped
+    out (even those the new part also takes) and for parts no longer in use are dropped. Every
+    option value given is checked; every option of the parts in use that declares a default is in
+    the result."""
     strategy = registry.get("strategy", strategy_name)
     known = part_options.collect(registry)
     file_core, file_options = split_file_settings(file_settings or {}, known)
@@ -51,8 +52,10 @@ def new_config(registry: Any, strategy_name: str, file_settings: Mapping[str, An
             raise GanzooError(f"unknown option {unknown[0]!r}{where} (ganzoo list --json shows each part's options)")
         part_options.refuse_unowned(options, known, used, where=f" ({where.strip()})" if where else "")
     own_recipe = config.policy == defaults.get("policy", config.policy) and config.aggregation == defaults.get("aggregation", config.aggregation)
-    if not own_recipe:  # the user swapped a part: the strategy's options for parts it no longer uses go
-        default_options = part_options.keep_used(default_options, known, used)
+    if not own_recipe:  # the user swapped a part: the strategy's options for it, and for parts no longer used, go
+        swapped = {(kind, defaults[field]) for kind, field in (("input policy", "policy"), ("aggregation", "aggregation"))
+                   if field in defaults and getattr(config, field) != defaults[field]}
+        default_options = part_options.keep_used(default_options, known, used, swapped)
     merged = check_values({**default_options, **user_options}, known)
     return replace(config, options=check_type("options", {**part_options.declared_defaults(known, used), **merged}))
 

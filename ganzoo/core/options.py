@@ -103,13 +103,15 @@ def is_used(owned: OwnedOption, used: set[tuple[str, str]]) -> bool:
     return any(kind == OBSERVER or (kind, name) in used for kind, name in owned.owners)
 
 
-def keep_used(options: Mapping[str, Any], known: Mapping[str, OwnedOption], used: set[tuple[str, str]]) -> dict[str, Any]:
+def keep_used(options: Mapping[str, Any], known: Mapping[str, OwnedOption], used: set[tuple[str, str]],
+              swapped: set[tuple[str, str]] = frozenset()) -> dict[str, Any]:
     """A strategy's default options, less those of parts the run does not use (sngan's loss when
-    it runs with --policy tuple)."""
+    it runs with --policy tuple) and those of its own parts that the user swapped out (psg's R1
+    and R2, a recipe for its tuple policy, when it runs with --policy binary, which also takes --r1)."""
     kept = {}
     for key, value in options.items():
         owned = known.get(key)
-        if owned is None or is_used(owned, used):
+        if owned is None or (is_used(owned, used) and not swapped & set(owned.owners)):
             kept[key] = value
     return kept
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ganzoo.core.errors import GanzooError
 from ganzoo.core.labels import scorer
 from ganzoo.core.parts import PolicyOutput
-from ganzoo.core.penalties import add_penalty, scores_and_penalty
+from ganzoo.core.penalties import add_penalty, scores_and_penalties
 
 LOSSES = ("hinge", "bce")
 
@@ -47,9 +47,9 @@ class BinaryPolicy:
 
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str,
                  labels: Tensor | None = None) -> PolicyOutput:
-        images, shape = torch.cat([real, *fakes]), (len(fakes) + 1, real.shape[0])
-        discriminator = scorer(discriminator, labels, len(fakes) + 1)  # a conditional run's D(x, y)
-        if self.r1 > 0 and phase == "discriminator":
-            scores, r1 = scores_and_penalty(discriminator, images, slice(0, real.shape[0]))
+        shape = (len(fakes) + 1, real.shape[0])
+        if self.r1 > 0 and phase == "discriminator":  # the input gradient of the real images only
+            scores, (r1, *_) = scores_and_penalties(discriminator, [real, *fakes], [True] + [False] * len(fakes), labels)
             return add_penalty(binary_losses(scores.view(shape), self.loss), "r1", r1, self.r1)
-        return binary_losses(discriminator(images).view(shape), self.loss)
+        discriminator = scorer(discriminator, labels, len(fakes) + 1)  # a conditional run's D(x, y)
+        return binary_losses(discriminator(torch.cat([real, *fakes])).view(shape), self.loss)

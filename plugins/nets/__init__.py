@@ -1,7 +1,7 @@
-"""Built-in architectures: dcgan28 (28x28 MNIST-like) with its lean and wide variants, cnn32 (the
-standard CNN of Miyato et al. 2018), resnet32/48/64/128 (the SNGAN ResNets of Miyato et al. 2018)
-and dcgan64 (Radford et al. 2016), each class-conditional on request (conditional batch norm in G,
-a projection D: conditional.py). The networks are in dcgan28.py, cnn32.py, resnet.py and
+"""Built-in architectures: dcgan28 (28x28 MNIST-like) with its lean, wide and wide-D variants,
+cnn32 (the standard CNN of Miyato et al. 2018), resnet32/48/64/128 (the SNGAN ResNets of Miyato et
+al. 2018) and dcgan64 (Radford et al. 2016), each class-conditional on request (conditional batch
+norm in G, a projection D: conditional.py). The networks are in dcgan28.py, cnn32.py, resnet.py and
 dcgan64.py, imported when a run builds them (they need torch)."""
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ def ganzoo_register_architectures(register):
             name=name, summary=f"dcgan28 with {what} the channels in G and D (width {width}; dcgan28 has 64)",
             image_size=28, generator=generator, discriminator=discriminator, conditional=True,
         ))
+    register(Architecture(
+        name="dcgan28-wide-d", summary="dcgan28's G (width 64) against dcgan28-wide's D (width 128): a stronger D",
+        image_size=28, generator=_networks("dcgan28")[0], discriminator=_networks("dcgan28", width=128)[1],
+        conditional=True,
+    ))
     generator, discriminator = _networks("cnn32")
     register(Architecture(
         name="cnn32",

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ganzoo.core.labels import scorer
 from ganzoo.core.parts import PolicyOutput
-from ganzoo.core.penalties import add_penalty, scores_and_penalty
+from ganzoo.core.penalties import add_penalty, scores_and_penalties
 
 
 def pairing_losses(scores: Tensor) -> PolicyOutput:
@@ -44,15 +44,14 @@ class PairingPolicy:
     def __call__(self, discriminator: nn.Module, real: Tensor, fakes: list[Tensor], phase: str,
                  labels: Tensor | None = None) -> PolicyOutput:
         n, b = len(fakes), real.shape[0]
-        discriminator = scorer(discriminator, labels, n + 1)  # a conditional run's D(x, y)
-        images = torch.cat([real, *fakes])
         if phase != "discriminator" or not (self.r1 > 0 or self.r2 > 0):
-            return pairing_losses(discriminator(images).view(n + 1, b))
-        rows = slice(0 if self.r1 > 0 else b, None if self.r2 > 0 else b)  # the real images, the fakes, or both
-        scores, sq_norms = scores_and_penalty(discriminator, images, rows)
+            discriminator = scorer(discriminator, labels, n + 1)  # a conditional run's D(x, y)
+            return pairing_losses(discriminator(torch.cat([real, *fakes])).view(n + 1, b))
+        penalise = [self.r1 > 0] + [self.r2 > 0] * n  # the input gradient of what is penalised only
+        scores, sq_norms = scores_and_penalties(discriminator, [real, *fakes], penalise, labels)
         out = pairing_losses(scores.view(n + 1, b))
         if self.r1 > 0:
-            out = add_penalty(out, "r1", sq_norms[:b], self.r1)
+            out = add_penalty(out, "r1", sq_norms[0], self.r1)
         if self.r2 > 0:
-            out = add_penalty(out, "r2", sq_norms[-n * b:].view(n, b).mean(0), self.r2)
+            out = add_penalty(out, "r2", torch.stack(sq_norms[1:]).mean(0), self.r2)
         return out
