@@ -20,7 +20,8 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--markdown", str(table)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    every = {"startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders", "conditional"}
+    every = {"startup", "overhead", "data", "generators", "switches", "throughput", "memory", "reference", "folders", "conditional",
+             "penalties"}
     for section in every:
         assert f"[{section}]" in done.stdout
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ") and not line.startswith("| section")]
@@ -44,6 +45,9 @@ def test_the_benchmark_script_runs_every_section_and_writes_its_table(tmp_path):
     assert re.search(r"peak RSS, training on 3,000 images .* \| \d+ MiB vs \d+ MiB \| \+-?[\d.]+ GiB", table.read_text())
     conditional = [float(m) for m in re.findall(r"(?:sngan|psg N=2): conditional / unconditional step \| [\d.]+ ms vs [\d.]+ ms \| ([\d.]+) \(target", table.read_text())]
     assert len(conditional) == 2 and all(0.3 < r < 3 for r in conditional)
+    penalties = [float(m) for m in re.findall(r"0\.6's penalty / 0\.7's \| [\d.]+ ms vs [\d.]+ ms \| ([\d.]+)x faster", table.read_text())]
+    assert len(penalties) == 4 and all(0.3 < r < 3 for r in penalties)  # psg R1, psg R2, sngan R1, rpgan R1
+    assert re.search(r"psg N=2: its defaults \(R1, R2 30\) / --r1 0 --r2 0 \| [\d.]+ ms vs [\d.]+ ms \| [\d.]+x", table.read_text())
 
 
 @pytest.mark.slow  # three short trainings with evaluations: about two minutes on 2 cores
