@@ -323,18 +323,18 @@ def ema_as_a_loop(trainer: Trainer, tables: list[dict[str, torch.Tensor]]) -> No
 
 
 def whole_batch_scores_and_penalties(discriminator, batches, penalise, labels=None):
-    """0.6's penalties: one D pass on all the stacked images, requiring grad, and the input gradient
-    of the penalised images' scores taken through it (ganzoo.core.penalties.scores_and_penalties'
-    signature)."""
+    """0.6's penalties through the helper 0.6 used (``scores_and_penalty``: one D pass on every image,
+    the input gradient taken through all of them), with ``scores_and_penalties``' signature. The
+    penalised batches are adjacent in every built-in policy (the real one first, then the fakes)."""
     from ganzoo.core.labels import scorer
+    from ganzoo.core.penalties import scores_and_penalty
 
-    b = batches[0].shape[0]
-    x = torch.cat(batches).detach().requires_grad_(True)
-    scores = scorer(discriminator, labels, len(batches))(x)
-    rows = torch.tensor(penalise).repeat_interleave(b)
-    (grad,) = torch.autograd.grad(scores[rows].sum(), x, create_graph=True)
-    sq_norms = grad.square().flatten(1).sum(1).view(len(batches), b)
-    return scores, [sq_norms[i] if p else None for i, p in enumerate(penalise)]
+    b, first, count = batches[0].shape[0], penalise.index(True), sum(penalise)
+    assert all(penalise[first:first + count]), "the penalised batches must be adjacent"
+    scores, sq_norms = scores_and_penalty(scorer(discriminator, labels, len(batches)), torch.cat(batches),
+                                          slice(first * b, (first + count) * b))
+    parts = iter(sq_norms.chunk(count))
+    return scores, [next(parts) if p else None for p in penalise]
 
 
 @contextlib.contextmanager
