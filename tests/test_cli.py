@@ -280,6 +280,62 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
     assert resumed.exit_code == 0, resumed.output
 
 
+def test_a_sigint_passed_on_after_usr2_is_not_a_second_ctrl_c(tmp_path):
+    """A Slurm job warned of its end (USR2) passes the warning on to its training, which Slurm may
+    have warned too; a SIGINT that follows another signal must not interrupt without a checkpoint
+    (the order the handlers see is tested in-process below)."""
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "ganzoo", "train", "sngan", "--batch-size", "512", "--device", "cpu",
+            "--limit-data", "51200", "--out", str(run_dir), "--quiet"]  # long steps: both signals land in one
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "config.toml").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGUSR2)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    # Python runs the handlers of signals pending together lowest number first, so either may be the
+    # first one seen (and reported); what must hold is the stop at a checkpoint, not an interrupt.
+    assert process.returncode in (128 + signal.SIGINT, 128 + signal.SIGUSR2), stderr
+    step = read_checkpoint(run_dir)[1]["step"]
+    assert 0 < step < 100 and f"at step {step}; checkpoint saved" in stderr and stderr.startswith("stopped by signal")
+    assert "interrupted" not in stderr
+
+
+def test_only_a_second_sigint_interrupts_at_once():
+    """The handler itself, in this process: the first signal is the one reported; a SIGINT after
+    USR2 or SIGTERM only asks to stop; a second SIGINT raises KeyboardInterrupt."""
+    import os
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    from ganzoo.training.session import stop_on_signals
+
+    def handled(*numbers: int) -> tuple[int | None, bool]:
+        trainer = SimpleNamespace(stop_signal=None)
+        try:
+            with stop_on_signals(trainer):
+                for number in numbers:
+                    os.kill(os.getpid(), number)
+                    time.sleep(0.01)  # the handler runs here
+        except KeyboardInterrupt:
+            return trainer.stop_signal, True
+        return trainer.stop_signal, False
+
+    assert handled(signal.SIGUSR2, signal.SIGINT) == (signal.SIGUSR2, False)
+    assert handled(signal.SIGTERM, signal.SIGINT, signal.SIGUSR2) == (signal.SIGTERM, False)
+    assert handled(signal.SIGINT) == (signal.SIGINT, False)
+    assert handled(signal.SIGINT, signal.SIGINT) == (signal.SIGINT, True)
+    assert handled(signal.SIGTERM, signal.SIGINT, signal.SIGINT) == (signal.SIGTERM, True)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
 def test_sigterm_mid_epoch_saves_a_checkpoint_there_and_exits_143(tmp_path):
     import signal
     import time

@@ -614,9 +614,6 @@ def test_a_stopped_slurm_driver_leaves_its_jobs_running_and_the_rerun_attaches(s
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open: in this harness the training is never stopped by the USR2 that scancel sends "
-                                       "(compare ends with exit 0 after both epochs), though the same scancel by hand stopped and "
-                                       "requeued a job; not yet understood")
 def test_a_slurm_job_warned_of_its_end_checkpoints_and_is_requeued(slurm_env, tmp_path):
     """Slurm's warning before a time limit or a preemption is USR2 (submitit asks for it with
     --signal=USR2@90; sent here with scancel --signal=USR2): the run stops at a checkpoint, submitit

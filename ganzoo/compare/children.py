@@ -68,11 +68,13 @@ class Children:
             self.stop.set()  # stopped from outside: start nothing more
         return code
 
-    def interrupt(self) -> None:
+    def interrupt(self, number: int = signal.SIGINT) -> None:
+        """Start nothing more, and pass the stop on to each live child (SIGINT, or the signal this
+        process was stopped by): each checkpoints and stops."""
         with self._lock:
             self.stop.set()
             for process in self._live:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(number)
 
     def wait(self) -> None:
         """Until every live child has ended (after ``interrupt``: checkpointed and stopped). Safe in

@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import secrets
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,10 +88,11 @@ class TaskFunction:
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Stop the subprocesses at a checkpoint and wait for them (a Slurm job warned of its end)."""
+        """Stop the subprocesses at a checkpoint and wait for them (a Slurm job warned of its end:
+        they get the same warning, USR2, which Slurm may also have sent them)."""
         children = getattr(self, "_children", None)
         if children is not None:
-            children.interrupt()
+            children.interrupt(getattr(signal, "SIGUSR2", signal.SIGINT))
             children.wait()
 
     def __getstate__(self) -> dict[str, Any]:

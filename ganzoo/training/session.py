@@ -231,13 +231,21 @@ def write_config(session: Session) -> None:
 def stop_on_signals(trainer: Trainer) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGUSR2 (Slurm's warning before a time limit or preemption, as submitit
     asks for it: ``--signal=USR2@90``; its default action would kill the run without a checkpoint)
-    ask the trainer to finish its step, checkpoint and stop (StopRequested); a second SIGINT
-    interrupts at once (KeyboardInterrupt). Only in the main thread."""
+    ask the trainer to finish its step, checkpoint and stop (StopRequested; the first signal is the
+    one reported); a second SIGINT interrupts at once (KeyboardInterrupt). A SIGINT after another
+    signal is not a second Ctrl-C: a launcher passing on a stop it received (a Slurm job's USR2 reaches
+    the training both from Slurm and from the job) must not lose the work since the last checkpoint.
+    Only in the main thread."""
+    interrupts = 0
 
     def ask_to_stop(number: int, frame: object) -> None:
-        if trainer.stop_signal is not None and number == signal.SIGINT:
-            raise KeyboardInterrupt
-        trainer.stop_signal = number
+        nonlocal interrupts
+        if number == signal.SIGINT:
+            interrupts += 1
+            if interrupts > 1:
+                raise KeyboardInterrupt
+        if trainer.stop_signal is None:
+            trainer.stop_signal = number
 
     if threading.current_thread() is not threading.main_thread():
         yield
