@@ -208,7 +208,9 @@ def test_the_tuple_policy_adds_r2_on_the_fakes_averaged_over_the_n_generators():
     only_r2 = TuplePolicy(r2=2.0)(d, real, fakes, "discriminator")
     assert d.calls == 2 and set(only_r2.extras) == {"r2"}  # the fakes with their input gradient, the real images without
     assert torch.allclose(only_r2.d_losses, plain.d_losses + W_SQ)
-    for field in ("g_losses", "picks", "correct"):
+    # two passes (3 real, 6 fakes) against one of 9: the same sums, not always in the same order
+    assert torch.allclose(only_r2.g_losses, plain.g_losses, rtol=1e-6, atol=1e-6)
+    for field in ("picks", "correct"):
         assert torch.equal(getattr(only_r2, field), getattr(plain, field)), field
 
 
