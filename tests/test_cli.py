@@ -280,6 +280,18 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path):
     assert resumed.exit_code == 0, resumed.output
 
 
+def training_started(run_dir: Path, strategy: str, *options: str) -> subprocess.Popen:
+    """``ganzoo train`` in a subprocess, returned once it has written its config.toml."""
+    import time
+
+    args = [sys.executable, "-m", "ganzoo", "train", strategy, *options, "--device", "cpu", "--out", str(run_dir), "--quiet"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "config.toml").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    return process
+
+
 def test_a_sigint_passed_on_after_usr2_is_not_a_second_ctrl_c(tmp_path):
     """A Slurm job warned of its end (USR2) passes the warning on to its training, which Slurm may
     have warned too; a SIGINT that follows another signal must not interrupt without a checkpoint
@@ -288,12 +300,7 @@ def test_a_sigint_passed_on_after_usr2_is_not_a_second_ctrl_c(tmp_path):
     import time
 
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "ganzoo", "train", "sngan", "--batch-size", "512", "--device", "cpu",
-            "--limit-data", "51200", "--out", str(run_dir), "--quiet"]  # long steps: both signals land in one
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run_dir / "config.toml").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    process = training_started(run_dir, "sngan", "--batch-size", "512", "--limit-data", "51200")  # long steps: both signals land in one
     time.sleep(1.0)
     process.send_signal(signal.SIGUSR2)
     time.sleep(0.05)
@@ -341,12 +348,7 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_there_and_exits_143(tmp_path):
     import time
 
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "ganzoo", "train", "psg", "--batch-size", "32", "--device", "cpu",
-            "--limit-data", "6400", "--out", str(run_dir), "--quiet"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run_dir / "config.toml").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    process = training_started(run_dir, "psg", "--batch-size", "32", "--limit-data", "6400")
     time.sleep(1.5)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
